@@ -1,0 +1,38 @@
+/**
+ * Stable reason codes. A reason code is part of the output contract
+ * (results.jsonl, baselines, tables): extend the list, never rename an entry.
+ */
+export const REASONS = {
+  'yaml-invalid': 'the file is not valid YAML',
+  'schema-invalid': 'the document does not match the TracingPolicy CRD schema',
+  'symbol-missing': 'a kprobe target is not a traceable kernel symbol on this cell',
+  'tracepoint-missing': 'a tracepoint does not exist on this cell',
+  'lsm-hook-missing': 'an LSM hook does not exist on this cell',
+  'lsm-inactive': 'BPF LSM programs attach but never run: "bpf" is not in the active LSM list',
+  'lsm-unsupported': 'the kernel has no BPF LSM (CONFIG_BPF_LSM)',
+  'trampoline-unsupported': 'fentry/fmod_ret/LSM attach fails (no DYNAMIC_FTRACE_WITH_DIRECT_CALLS, error 524)',
+  'kprobe-multi-unsupported': 'kprobe.multi attach is not supported (no CONFIG_FPROBE)',
+  'override-unsupported': 'neither bpf_override_return nor fmod_ret can override this function',
+  'ringbuf-pagesize': 'a BPF ring buffer smaller than the page size is refused',
+  'not-fired': 'the hook attached but no trigger made it run',
+  'untested': 'no trigger exercises this policy',
+  'load-error': 'the agent refused to load the policy',
+  'partially-enabled': 'the agent loaded only some of the policy hooks',
+  'no-events': 'the trigger ran but the agent exported no matching event',
+  'event-mismatch': 'events arrived but none matched what the trigger expects',
+  'pod-metadata-missing': 'events arrived without their pod metadata',
+  'cri-socket-stale': 'the CRI socket bind-mounted as a file points to a dead inode',
+  'dmesg-splat': 'the kernel logged a warning, oops or verifier splat during the cell',
+  'infra-boot-timeout': 'the guest did not reach its final marker in time',
+  'infra-boot-failed': 'the guest exited or crashed before its final marker',
+  'infra-download': 'a kernel, package or bundle could not be downloaded',
+  'infra-tool-missing': 'a host tool bpfgate needs is not installed',
+  'infra-kernel-invalid': 'the kernel image or its config file is unusable',
+  'infra-guest-protocol': 'the guest output could not be parsed',
+} as const;
+
+export type Reason = keyof typeof REASONS;
+
+export function isReason(value: string): value is Reason {
+  return Object.hasOwn(REASONS, value);
+}

@@ -1,0 +1,48 @@
+/**
+ * Cells: the places where policies run. Planning is pure: a matrix expands to
+ * cells with stable ids, and nothing here touches the host.
+ */
+/** The kernel-lane and tetragon-vm lanes share one QEMU cell; cluster lanes have their own. */
+export type Platform = 'qemu' | 'kind' | 'k3s' | 'kubeconfig';
+
+export type Arch = 'x86_64' | 'arm64';
+/** Page size in KiB. */
+export type PageSize = 4 | 16 | 64;
+
+/** A kernel from a Debian package, resolved through bpfgate's private apt configuration. */
+export interface DebianKernel {
+  kind: 'debian';
+  /** Debian suite: bookworm, trixie, bookworm-backports, ... */
+  suite: string;
+  /** A package or metapackage name, e.g. linux-image-arm64-16k. */
+  package: string;
+  /** Debian architecture of the package. */
+  debArch: 'amd64' | 'arm64';
+}
+
+/** A user's own kernel image plus its config file. */
+export interface FileKernel {
+  kind: 'file';
+  image: string;
+  config: string;
+}
+
+export type KernelRef = DebianKernel | FileKernel;
+
+export interface Cell {
+  /** Stable id, e.g. "arm64-16k-6.12+nobpflsm". Used in paths, baselines and tables. */
+  id: string;
+  arch: Arch;
+  pageSize: PageSize;
+  /** Short kernel label used in ids and tables, e.g. "6.12". */
+  kernelLabel: string;
+  kernel: KernelRef;
+  /** Extra kernel command line parameters (for example an lsm= list without bpf). */
+  bootArgs: string[];
+  /** Where the cell runs: a QEMU guest, or a cluster (kind, k3s, an existing kubeconfig). */
+  platform: Platform;
+  /** Names of the variant axes applied (e.g. ["nobpflsm"]); part of the id. */
+  variants: string[];
+}
+
+export const DEBIAN_ARCH: Record<Arch, 'amd64' | 'arm64'> = { x86_64: 'amd64', arm64: 'arm64' };

@@ -1,0 +1,93 @@
+/**
+ * The policy model: what bpfgate knows about one TracingPolicy document once it
+ * is parsed. Hooks and feature needs are derived here once, and every suite reads them.
+ */
+import type { SourceRef } from '../core/check.js';
+import type { Arch } from '../matrix/cell.js';
+
+export type PolicyKind = 'TracingPolicy' | 'TracingPolicyNamespaced';
+
+export type HookKind = 'kprobe' | 'tracepoint' | 'rawtp' | 'lsm' | 'uprobe' | 'usdt';
+
+export interface Hook {
+  kind: HookKind;
+  /**
+   * What the policy names: a kprobe call ("tcp_connect", "sys_setuid", "__x64_sys_write"),
+   * a tracepoint "subsystem/event", an LSM hook ("file_open"), "binary:symbol" for uprobes,
+   * "binary:provider:name" for usdts.
+   */
+  name: string;
+  /** Stable id used as the check name suffix: `${kind}:${name}`. */
+  id: string;
+  /** kprobes: `syscall: true` in the policy (or the hook came from a syscalls list). */
+  syscall: boolean;
+  /** kprobes: `return: true`. */
+  kretprobe: boolean;
+  /**
+   * kprobes: the kernel symbol per arch, resolved as Tetragon does it
+   * (`__x64_sys_*` / `__arm64_sys_*` for syscalls). Absent when the hook cannot
+   * exist on that arch (an `__x64_sys_*` name on arm64, a syscall arm64 lacks).
+   */
+  symbols: Partial<Record<Arch, string>>;
+  /** Actions used by this hook's selectors (Override, Sigkill, NotifyEnforcer, ...). */
+  actions: string[];
+  /** The list this hook was expanded from (`call: "list:NAME"`), if any. */
+  list?: string;
+  source: SourceRef;
+}
+
+/** Kernel features a policy needs. Optional accelerations (kprobe.multi) are not needs. */
+export type Feature =
+  | 'kprobe'
+  | 'tracepoint'
+  | 'raw-tracepoint'
+  | 'bpf-lsm'
+  | 'trampoline'
+  | 'override'
+  | 'sigkill'
+  | 'uprobe'
+  | 'usdt';
+
+export interface Need {
+  feature: Feature;
+  /** Why the policy needs it, naming the hook: "lsmhooks[0] file_open". */
+  because: string;
+  source: SourceRef;
+}
+
+export interface Policy {
+  kind: PolicyKind;
+  name: string;
+  namespace?: string;
+  /** File and line of the document start (its `apiVersion`/`kind` line). */
+  source: SourceRef;
+  /** Index of the document in its file (0-based). */
+  docIndex: number;
+  /** The parsed document as plain JSON. */
+  doc: Record<string, unknown>;
+  hooks: Hook[];
+  needs: Need[];
+}
+
+/** A positioned problem found while reading or validating a policy file. */
+export interface PolicyProblem {
+  file: string;
+  line: number;
+  column: number;
+  /** Reason code: yaml-invalid or schema-invalid. */
+  reason: 'yaml-invalid' | 'schema-invalid';
+  /** JSON path into the document ("spec.kprobes[0].selectors[0].matchActions[0].action"), or "" for the whole file. */
+  path: string;
+  /** Schema path of the violated rule ("#/properties/spec/..."), when the schema said it. */
+  schemaPath?: string;
+  message: string;
+}
+
+/** A portability finding: a hook that cannot exist on an arch. */
+export interface Finding {
+  arch: Arch;
+  reason: 'symbol-missing';
+  message: string;
+  hook: string;
+  source: SourceRef;
+}
