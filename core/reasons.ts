@@ -14,6 +14,7 @@ export const REASONS = {
   'kprobe-multi-unsupported': 'kprobe.multi attach is not supported (no CONFIG_FPROBE)',
   'override-unsupported': 'neither bpf_override_return nor fmod_ret can override this function',
   'ringbuf-pagesize': 'a BPF ring buffer smaller than the page size is refused',
+  'attach-failed': 'the program failed to load or attach for a reason with no code of its own (see evidence)',
   'not-fired': 'the hook attached but no trigger made it run',
   'untested': 'no trigger exercises this policy',
   'load-error': 'the agent refused to load the policy',

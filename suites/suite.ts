@@ -1,0 +1,65 @@
+/**
+ * What a suite is. A static suite answers from the policy files and the cell's
+ * description alone. A VM suite adds step scripts to the guest, turns the guest's
+ * records into checks as they arrive, and names its checks before the boot so that
+ * `--resume` can skip a finished cell and a dead guest can be charged per check.
+ */
+import type { CheckResult, Lane } from '../core/check.js';
+import type { Cell } from '../matrix/cell.js';
+import type { Policy, PolicyProblem } from '../policy/model.js';
+import type { GuestOutcome } from '../runners/qemu/vm.js';
+import type { GuestRecord } from '../runners/qemu/protocol.js';
+
+/** A finished check before the runner stamps cell, lane and suite on it. */
+export type CheckDraft = Omit<CheckResult, 'cell' | 'lane' | 'suite'>;
+
+/** A planned check: its identity, known before the guest boots. */
+export type PlannedCheck = Pick<CheckResult, 'subject' | 'check'> & Partial<Pick<CheckResult, 'source'>>;
+
+/** Everything a suite may read about a cell. */
+export interface CellContext {
+  cell: Cell;
+  policies: Policy[];
+  /** Problems found while reading the policy files (yaml-invalid, schema-invalid). */
+  problems: PolicyProblem[];
+  /** Kernel config options of the cell's kernel, when the kernel has been fetched. */
+  kernelConfig?: Map<string, string>;
+}
+
+export interface StaticSuite {
+  kind: 'static';
+  name: string;
+  lane: Lane;
+  run(ctx: CellContext): CheckDraft[];
+}
+
+/** A file the suite puts into the guest's overlay archive. */
+export interface GuestFile {
+  path: string;
+  content: string | Buffer;
+  mode?: number;
+}
+
+/** Per-cell state of a VM suite: it consumes the guest's records and emits checks. */
+export interface VmSuiteSession {
+  /** The guest files: step scripts go to /bpfgate/steps/NN-name.sh and run in name order. */
+  guestFiles(): GuestFile[];
+  /** Kernel command line additions the suite needs. */
+  bootArgs?(): string[];
+  planned(): PlannedCheck[];
+  /** Called for every record, in order; returns the checks it finished. */
+  onRecord(record: GuestRecord): CheckDraft[];
+  /** Called once after the guest ended (done, timeout or exit); returns what is left. */
+  finish(outcome: GuestOutcome): CheckDraft[];
+}
+
+export interface VmSuite {
+  kind: 'vm';
+  name: string;
+  lane: Lane;
+  /** Guest time this suite adds, on top of the boot, under TCG. */
+  budgetMs: number;
+  session(ctx: CellContext): VmSuiteSession;
+}
+
+export type Suite = StaticSuite | VmSuite;
