@@ -34,6 +34,17 @@ export interface Hook {
   /** The list this hook was expanded from (`call: "list:NAME"`), if any. */
   list?: string;
   source: SourceRef;
+  /** JSON path of the node that names the hook ("spec.kprobes[0].call", "spec.lists[1].values[2]"). */
+  path?: string;
+  /** kprobes: why the hook cannot exist on an arch, for each arch absent from `symbols`. */
+  missing?: Partial<Record<Arch, string>>;
+  /**
+   * kprobes from a generated list (`generated_syscalls`, `generated_ftrace`): the agent builds
+   * the list on the node, so `symbols` is empty and the hook stands for the whole list.
+   */
+  generated?: { type: string; pattern?: string };
+  /** kprobes: the hook is a call of `spec.enforcers[]`, not of `spec.kprobes[]`. */
+  enforcer?: boolean;
 }
 
 /** Kernel features a policy needs. Optional accelerations (kprobe.multi) are not needs. */
@@ -53,6 +64,11 @@ export interface Need {
   /** Why the policy needs it, naming the hook: "lsmhooks[0] file_open". */
   because: string;
   source: SourceRef;
+  /**
+   * override: how it can be met. `override-return` is bpf_override_return (error injection,
+   * syscalls); `fmod-ret` is a trampoline program (security_* functions).
+   */
+  via?: 'override-return' | 'fmod-ret';
 }
 
 export interface Policy {
@@ -90,4 +106,6 @@ export interface Finding {
   message: string;
   hook: string;
   source: SourceRef;
+  /** JSON path of the node that names the hook, as in Hook.path. */
+  path?: string;
 }
