@@ -1,0 +1,213 @@
+/**
+ * The report model: one read-only view of a run's CheckResults that every
+ * renderer (junit, markdown, json, html, github) reads. Rows are subjects (policies,
+ * features, bugs), columns are cells, and each subject x cell pair holds its checks
+ * with their evidence, the worst status (error > fail > skip > pass) and the first
+ * reason of that worst status.
+ * Invariants: deterministic for a given set of results whatever order they finished
+ * in (rows sorted by subject, checks by lane/suite/check, columns in matrix order
+ * then unknown cells by id); the last result of a check key wins, as in the store.
+ */
+import { checkKey, type CheckResult, type CheckStatus, type Evidence, type Lane, type SourceRef } from '../core/check.js';
+import { REASONS, type Reason } from '../core/reasons.js';
+import type { Arch, Cell, PageSize, Platform } from '../matrix/cell.js';
+import { parseCellId } from '../matrix/cell-id.js';
+
+/** Worst first. */
+export const STATUS_ORDER: readonly CheckStatus[] = ['error', 'fail', 'skip', 'pass'];
+
+export type StatusCounts = Record<CheckStatus, number>;
+
+/** A column: what is known of a cell (from the matrix, or parsed from its id when only results are at hand). */
+export interface ReportCell {
+  id: string;
+  arch: Arch | null;
+  /** Page size in KiB. */
+  pages: PageSize | null;
+  /** Kernel label, e.g. "6.12". */
+  kernel: string | null;
+  /** Where the kernel comes from: "trixie linux-image-arm64-16k", or a file path. */
+  kernelSource: string | null;
+  variants: string[];
+  bootArgs: string[];
+  platform: Platform | null;
+}
+
+export interface ModelCheck {
+  lane: Lane;
+  suite: string;
+  check: string;
+  status: CheckStatus;
+  reason: Reason | null;
+  evidence: Evidence;
+  durationMs: number;
+  source: SourceRef | null;
+}
+
+/** One subject on one cell. */
+export interface ModelPair {
+  status: CheckStatus;
+  /** The reason of the first check with the worst status (null when all pass). */
+  reason: Reason | null;
+  /** Every distinct reason among the pair's checks, in first-seen order. */
+  reasons: Reason[];
+  counts: StatusCounts;
+  checks: ModelCheck[];
+}
+
+export interface ModelRow {
+  subject: string;
+  suites: string[];
+  /** The earliest source line among the subject's checks (its policy file), if any. */
+  source: SourceRef | null;
+  status: CheckStatus;
+  counts: StatusCounts;
+  /** One entry per model cell id, in column order; null where the subject was not checked. */
+  cells: Record<string, ModelPair | null>;
+}
+
+export interface ReasonCount {
+  code: Reason;
+  description: string;
+  /** Checks with this reason. */
+  count: number;
+}
+
+export interface ReportModel {
+  schemaVersion: 1;
+  summary: { checks: number; subjects: number; cells: number; counts: StatusCounts; durationMs: number };
+  cells: ReportCell[];
+  rows: ModelRow[];
+  /** Reasons present, by code. */
+  reasons: ReasonCount[];
+}
+
+export function emptyCounts(): StatusCounts {
+  return { error: 0, fail: 0, skip: 0, pass: 0 };
+}
+
+/** The worse of two statuses. */
+export function worse(a: CheckStatus, b: CheckStatus): CheckStatus {
+  return STATUS_ORDER.indexOf(a) <= STATUS_ORDER.indexOf(b) ? a : b;
+}
+
+/** A planned cell as a column. */
+export function reportCell(cell: Cell): ReportCell {
+  const k = cell.kernel;
+  return {
+    id: cell.id,
+    arch: cell.arch,
+    pages: cell.pageSize,
+    kernel: cell.kernelLabel,
+    kernelSource: k.kind === 'debian' ? `${k.suite} ${k.package}` : k.image,
+    variants: [...cell.variants],
+    bootArgs: [...cell.bootArgs],
+    platform: cell.platform,
+  };
+}
+
+/** A column for a cell known only by its id (a results directory without its table.json, or the static pseudo-cell). */
+export function cellFromId(id: string): ReportCell {
+  const parts = parseCellId(id);
+  return {
+    id,
+    arch: parts?.arch ?? null,
+    pages: parts?.pageSize ?? null,
+    kernel: parts?.kernelLabel ?? null,
+    kernelSource: null,
+    variants: parts?.variants ?? [],
+    bootArgs: [],
+    platform: null,
+  };
+}
+
+const byCodePoint = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+function compareChecks(a: ModelCheck, b: ModelCheck): number {
+  return byCodePoint(a.lane, b.lane) || byCodePoint(a.suite, b.suite) || byCodePoint(a.check, b.check);
+}
+
+function compareSources(a: SourceRef, b: SourceRef): number {
+  return byCodePoint(a.file, b.file) || a.line - b.line || (a.column ?? 0) - (b.column ?? 0);
+}
+
+/** Build the model; `cells` (the matrix, in its order) give the columns and their facts. */
+export function buildModel(results: readonly CheckResult[], cells: readonly (Cell | ReportCell)[] = []): ReportModel {
+  const latest = new Map<string, CheckResult>();
+  for (const r of results) latest.set(checkKey(r), r);
+
+  const columns: ReportCell[] = cells.map((c) => ('kernelLabel' in c ? reportCell(c) : c));
+  const known = new Set(columns.map((c) => c.id));
+  const extra = [...new Set([...latest.values()].map((r) => r.cell))].filter((id) => !known.has(id)).sort(byCodePoint);
+  columns.push(...extra.map(cellFromId));
+
+  const bySubject = new Map<string, Map<string, ModelCheck[]>>();
+  const suites = new Map<string, Set<string>>();
+  const sources = new Map<string, SourceRef>();
+  const summary = { checks: 0, subjects: 0, cells: columns.length, counts: emptyCounts(), durationMs: 0 };
+  const reasonCounts = new Map<Reason, number>();
+  for (const r of latest.values()) {
+    const perCell = bySubject.get(r.subject) ?? new Map<string, ModelCheck[]>();
+    bySubject.set(r.subject, perCell);
+    const checks = perCell.get(r.cell) ?? [];
+    perCell.set(r.cell, checks);
+    checks.push({
+      lane: r.lane,
+      suite: r.suite,
+      check: r.check,
+      status: r.status,
+      reason: r.reason,
+      evidence: r.evidence,
+      durationMs: r.durationMs,
+      source: r.source ?? null,
+    });
+    suites.set(r.subject, (suites.get(r.subject) ?? new Set()).add(r.suite));
+    const seen = sources.get(r.subject);
+    if (r.source && (!seen || compareSources(r.source, seen) < 0)) sources.set(r.subject, r.source);
+    summary.checks++;
+    summary.counts[r.status]++;
+    summary.durationMs += r.durationMs;
+    if (r.reason) reasonCounts.set(r.reason, (reasonCounts.get(r.reason) ?? 0) + 1);
+  }
+
+  const rows: ModelRow[] = [...bySubject.keys()].sort(byCodePoint).map((subject) => {
+    const perCell = bySubject.get(subject) ?? new Map<string, ModelCheck[]>();
+    const row: ModelRow = {
+      subject,
+      suites: [...(suites.get(subject) ?? [])].sort(byCodePoint),
+      source: sources.get(subject) ?? null,
+      status: 'pass',
+      counts: emptyCounts(),
+      cells: {},
+    };
+    for (const col of columns) {
+      const checks = perCell.get(col.id);
+      const pair = checks ? buildPair(checks) : null;
+      row.cells[col.id] = pair;
+      if (!pair) continue;
+      row.status = worse(row.status, pair.status);
+      for (const s of STATUS_ORDER) row.counts[s] += pair.counts[s];
+    }
+    return row;
+  });
+  summary.subjects = rows.length;
+
+  const reasons = [...reasonCounts.entries()]
+    .sort(([a], [b]) => byCodePoint(a, b))
+    .map(([code, count]) => ({ code, description: REASONS[code] ?? code, count }));
+  return { schemaVersion: 1, summary, cells: columns, rows, reasons };
+}
+
+function buildPair(unsorted: ModelCheck[]): ModelPair {
+  const checks = [...unsorted].sort(compareChecks);
+  const counts = emptyCounts();
+  let status: CheckStatus = 'pass';
+  const reasons: Reason[] = [];
+  for (const c of checks) {
+    counts[c.status]++;
+    status = worse(status, c.status);
+    if (c.reason && !reasons.includes(c.reason)) reasons.push(c.reason);
+  }
+  const reason = status === 'pass' ? null : (checks.find((c) => c.status === status && c.reason)?.reason ?? null);
+  return { status, reason, reasons, counts, checks };
+}
