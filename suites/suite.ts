@@ -20,10 +20,14 @@ export type PlannedCheck = Pick<CheckResult, 'subject' | 'check'> & Partial<Pick
 export interface CellContext {
   cell: Cell;
   policies: Policy[];
-  /** Problems found while reading the policy files (yaml-invalid, schema-invalid). */
-  problems: PolicyProblem[];
+  /** Problems of each policy document (schema-invalid), empty for a valid one. */
+  policyProblems: Map<Policy, PolicyProblem[]>;
+  /** Files that are not valid YAML: they have no policy to hang their problem on. */
+  fileProblems: PolicyProblem[];
   /** Kernel config options of the cell's kernel, when the kernel has been fetched. */
   kernelConfig?: Map<string, string>;
+  /** Unique subject name of each policy (see suites/subjects.ts). */
+  subjects: Map<Policy, string>;
 }
 
 export interface StaticSuite {

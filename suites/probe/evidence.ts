@@ -81,9 +81,7 @@ export function readAttach(record: GuestRecord): AttachResult {
   let hits: number | undefined;
   if (exitCode === 0) {
     try {
-      const entries = JSON.parse(hitsText) as Array<{ value?: unknown }>;
-      const value = entries[0]?.value;
-      hits = typeof value === 'number' ? value : undefined;
+      hits = counterValue(JSON.parse(hitsText));
     } catch {
       hits = undefined;
     }
@@ -100,6 +98,21 @@ export function readAttach(record: GuestRecord): AttachResult {
     errno: errnoMatch ? Number(errnoMatch[1]) : undefined,
     output: output.trim(),
   };
+}
+
+/**
+ * The counter from `bpftool -j map dump`: with BTF it is `formatted.value`; without,
+ * `value` is a list of little-endian hex bytes.
+ */
+export function counterValue(dump: unknown): number | undefined {
+  const entry = Array.isArray(dump) ? (dump[0] as { value?: unknown; formatted?: { value?: unknown } } | undefined) : undefined;
+  if (!entry) return undefined;
+  if (typeof entry.formatted?.value === 'number') return entry.formatted.value;
+  if (typeof entry.value === 'number') return entry.value;
+  if (Array.isArray(entry.value) && entry.value.every((b) => typeof b === 'string')) {
+    return (entry.value as string[]).reduceRight((acc, byte) => acc * 256 + Number.parseInt(byte, 16), 0);
+  }
+  return undefined;
 }
 
 /** Why an attach failed, as a reason code. 524 is ENOTSUPP: no trampoline on this kernel. */

@@ -44,14 +44,14 @@ function plannedChecks(): PlannedCheck[] {
   ];
 }
 
-class ProbeSession implements VmSuiteSession {
+export class ProbeSession implements VmSuiteSession {
   private facts: KernelFacts | undefined;
   private last = Date.now();
 
   constructor(private readonly ctx: CellContext) {}
 
   guestFiles() {
-    return [{ path: '/bpfgate/steps/10-probe.sh', content: readFileSync(assetPath('suites', 'probe', 'guest', 'probe.sh')) }];
+    return [probeStepFile()];
   }
 
   planned(): PlannedCheck[] {
@@ -141,6 +141,11 @@ class ProbeSession implements VmSuiteSession {
     }
     return { subject: a.feature, check: 'feature', status, reason, evidence, durationMs: this.elapsed() };
   }
+}
+
+/** The guest step shared with the reproductions. */
+export function probeStepFile() {
+  return { path: '/bpfgate/steps/10-probe.sh', content: readFileSync(assetPath('suites', 'probe', 'guest', 'probe.sh')) };
 }
 
 export const probeSuite: VmSuite = {

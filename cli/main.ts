@@ -1,0 +1,160 @@
+#!/usr/bin/env node
+/**
+ * The bpfgate command line. Every command returns its exit code; a BpfgateError
+ * is printed on one line with its code, anything else with its stack.
+ * Exit codes: 0 all expected; 1 a check failed that the baseline does not expect;
+ * 2 bad input (usage, matrix, policy files); 3 infrastructure error.
+ */
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { BpfgateError } from '../core/errors.js';
+import type { Arch } from '../matrix/cell.js';
+import { loadConfig, type ConfigFile } from './config.js';
+import { kernelsCommand } from './commands/kernels.js';
+import { lintCommand } from './commands/lint.js';
+import { reproCommand } from './commands/repro.js';
+import { runCommand } from './commands/run.js';
+import { tableCommand } from './commands/table.js';
+import { triggersCommand } from './commands/triggers.js';
+import { planCells } from './commands/run.js';
+
+const list = (value: string, previous: string[] = []) => [...previous, ...value.split(',').map((s) => s.trim()).filter(Boolean)];
+const positiveInt = (value: string) => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive whole number');
+  return n;
+};
+const ARCHES = ['x86_64', 'arm64'];
+
+let exitCode = 0;
+let config: ConfigFile = {};
+
+const program = new Command('bpfgate')
+  .description('Multi-arch conformance test matrix for eBPF security policies (Tetragon TracingPolicies)')
+  .option('--config <file>', 'config file with default settings (default: ./bpfgate.config.yaml when present)')
+  .showHelpAfterError()
+  .exitOverride()
+  .hook('preAction', async (cmd) => {
+    config = await loadConfig(cmd.opts().config as string | undefined);
+  });
+
+program
+  .command('lint')
+  .description('parse and validate policies against the TracingPolicy CRD; exit 1 when any policy is invalid')
+  .argument('<paths...>', 'policy files or directories')
+  .option('--schema <file|dir|url>', 'TracingPolicy CRD (file, directory of CRDs, or URL downloaded once and cached)')
+  .option('--arch <list>', 'portability findings for these arches (x86_64,arm64)', list)
+  .addOption(new Option('--format <format>', 'output format').choices(['text', 'json']).default('text'))
+  .action(async (paths: string[], o: { schema?: string; arch?: string[]; format: 'text' | 'json' }) => {
+    const bad = (o.arch ?? []).filter((a) => !ARCHES.includes(a));
+    if (bad.length) throw new BpfgateError('usage', `--arch ${bad.join(',')}: expected x86_64 and/or arm64`);
+    const schema = o.schema ?? config.schema;
+    exitCode = await lintCommand({ paths, format: o.format, ...(schema ? { schema } : {}), ...(o.arch ? { arch: o.arch as Arch[] } : {}) });
+  });
+
+program
+  .command('run')
+  .description('run the suites on the matrix and write results.jsonl, junit.xml and the tables')
+  .option('--matrix <file>', 'matrix file (default: the built-in default matrix)')
+  .option('--policies <paths>', 'policy files or directories (repeatable, comma-separated)', list)
+  .option('--suite <names>', 'suites to run: static, probe (comma-separated)', list)
+  .option('--cells <globs>', 'only the cells whose id matches (comma-separated globs)')
+  .option('--jobs <n>', 'cells booted at once (default: fitted to the cores)', positiveInt)
+  .option('--out <dir>', 'output directory', 'bpfgate-out')
+  .option('--baseline <file>', 'known failures: the gate fails only on others')
+  .option('--resume', 'keep the checks already in --out and run only the rest', false)
+  .option('--schema <file|dir|url>', 'TracingPolicy CRD for the static suite')
+  .option('--lock <file>', 'kernel lock file (bpfgate kernels lock) to run on the same bits')
+  .option('--timeout <seconds>', 'per-cell timeout (default: boot allowance plus suite budgets)', positiveInt)
+  .action(async (o: { matrix?: string; policies?: string[]; suite?: string[]; cells?: string; jobs?: number; out: string; baseline?: string; resume: boolean; schema?: string; lock?: string; timeout?: number }) => {
+    const policies = o.policies ?? config.policies ?? [];
+    const suites = o.suite ?? config.suites ?? (policies.length ? ['static', 'probe'] : ['probe']);
+    const opt = <T>(v: T | undefined, c: T | undefined) => v ?? c;
+    exitCode = await runCommand({
+      policies, suites, resume: o.resume,
+      out: o.out !== 'bpfgate-out' ? o.out : (config.out ?? o.out),
+      ...defined({ matrix: opt(o.matrix, config.matrix), cells: opt(o.cells, config.cells), jobs: opt(o.jobs, config.jobs),
+        baseline: opt(o.baseline, config.baseline), schema: opt(o.schema, config.schema), lock: opt(o.lock, config.lock), timeoutSec: o.timeout }),
+    });
+  });
+
+program
+  .command('repro')
+  .description('reproduce named bugs: ringbuf-pagesize, lsm-inactive, arm64-trampoline, or all')
+  .argument('<names...>', 'bug names, or all')
+  .option('--matrix <file>', 'matrix file (default: the built-in default matrix)')
+  .option('--cells <globs>', 'only the cells whose id matches')
+  .option('--jobs <n>', 'cells booted at once', positiveInt)
+  .option('--out <dir>', 'output directory', 'bpfgate-repro')
+  .option('--resume', 'keep the checks already in --out', false)
+  .action(async (names: string[], o: { matrix?: string; cells?: string; jobs?: number; out: string; resume: boolean }) => {
+    exitCode = await reproCommand({ names, out: o.out, resume: o.resume, ...defined({ matrix: o.matrix ?? config.matrix, cells: o.cells, jobs: o.jobs ?? config.jobs }) });
+  });
+
+program
+  .command('table')
+  .description('render the compatibility table from a results directory')
+  .requiredOption('--from <dir>', 'results directory (or its results.jsonl)')
+  .addOption(new Option('--format <format>', 'table format').choices(['md', 'html', 'json']).default('md'))
+  .action(async (o: { from: string; format: string }) => {
+    exitCode = await tableCommand(o);
+  });
+
+const kernels = program.command('kernels').description('the kernel catalogue, its cache, and a lock file of resolved versions');
+kernels
+  .command('list')
+  .description('the catalogue, with what is cached')
+  .action(async () => {
+    exitCode = await kernelsCommand('list', {});
+  });
+kernels
+  .command('fetch')
+  .description('download and extract the kernels of the matrix, and build the guest images')
+  .argument('[names...]', 'catalogue names (default: the kernels of the matrix)')
+  .option('--matrix <file>', 'matrix file (default: the built-in default matrix)')
+  .option('--cells <globs>', 'only the kernels of these cells')
+  .option('--lock <file>', 'fetch exactly the versions of this lock file')
+  .action(async (names: string[], o: { matrix?: string; cells?: string; lock?: string }) => {
+    const matrixCells = names.length ? undefined : await planCells(o.matrix ?? config.matrix, o.cells);
+    exitCode = await kernelsCommand('fetch', { ...defined({ names: names.length ? names : undefined, matrixCells, lockFile: o.lock ?? config.lock }) });
+  });
+kernels
+  .command('lock')
+  .description('resolve the kernels of the matrix and write their versions and sha256 to a lock file')
+  .option('--matrix <file>', 'matrix file (default: the built-in default matrix)')
+  .option('--lock <file>', 'lock file to write', 'bpfgate.lock.json')
+  .action(async (o: { matrix?: string; lock: string }) => {
+    const matrixCells = await planCells(o.matrix ?? config.matrix, undefined);
+    exitCode = await kernelsCommand('lock', { matrixCells, lockFile: o.lock });
+  });
+
+program
+  .command('triggers')
+  .description('the MITRE ATT&CK trigger catalogue')
+  .command('list')
+  .description('technique ids, tactics and names')
+  .addOption(new Option('--format <format>', 'output format').choices(['text', 'json']).default('text'))
+  .action(async (o: { format: 'text' | 'json' }) => {
+    exitCode = await triggersCommand('list', { format: o.format });
+  });
+
+/** Drop undefined values, so optional options stay absent (exactOptionalPropertyTypes-friendly). */
+function defined<T extends Record<string, unknown>>(o: T): { [K in keyof T]: Exclude<T[K], undefined> } {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as { [K in keyof T]: Exclude<T[K], undefined> };
+}
+
+async function main(): Promise<number> {
+  try {
+    await program.parseAsync(process.argv);
+    return exitCode;
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
+    if (err instanceof BpfgateError) {
+      process.stderr.write(`bpfgate: ${err.message} [${err.code}]\n`);
+      return err.exit;
+    }
+    process.stderr.write(`bpfgate: unexpected error\n${err instanceof Error ? err.stack : String(err)}\n`);
+    return 3;
+  }
+}
+
+process.exitCode = await main();

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs the host tools bpfgate needs, from the machine's own Debian package sources:
+# QEMU for both arches (guests run under TCG when KVM cannot boot them), clang/llvm with
+# the bpf target and libbpf headers for the guest's probe objects, busybox-static, cpio,
+# and Chromium for the HTML table's browser test. Kernels and guest packages are fetched
+# later by bpfgate itself through its private apt configuration.
+set -euo pipefail
+PACKAGES=(qemu-system-x86 qemu-system-arm clang llvm libbpf-dev linux-libc-dev busybox-static
+  cpio file xz-utils zstd binutils ca-certificates chromium)
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup-host: all host packages present"
+  exit 0
+fi
+SUDO=; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+echo "setup-host: installing ${missing[*]}"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,106 @@
+/**
+ * The named bug reproductions. Each bug says, per cell, whether it must show or
+ * must not, and how to see it in the guest's probe records. A reproduction holds
+ * only when the bug shows everywhere it must AND nowhere it must not.
+ */
+import type { Cell } from '../../matrix/cell.js';
+import type { Reason } from '../../core/reasons.js';
+import { bootLsmList } from '../static.js';
+import type { AttachResult, KernelFacts, RingbufResult } from '../probe/evidence.js';
+
+/** What the guest reported that the bugs are judged on. */
+export interface ProbeObservations {
+  facts?: KernelFacts;
+  ringbufs: Map<number, RingbufResult>;
+  attaches: Map<string, AttachResult>;
+  /** `bpftool feature probe` lines, when the step ran it. */
+  featureProbe?: string;
+}
+
+export type Expectation = 'shows' | 'absent';
+
+export interface Observation {
+  /** undefined: the records do not decide it (inconclusive, never a pass). */
+  shows: boolean | undefined;
+  evidence: Record<string, unknown>;
+}
+
+export interface Bug {
+  name: string;
+  title: string;
+  reason: Reason;
+  /** Whether the bug must show on this cell; undefined when the cell cannot tell. */
+  expect(cell: Cell, config: Map<string, string> | undefined, facts: KernelFacts | undefined): Expectation | undefined;
+  observe(o: ProbeObservations): Observation;
+  /** Runs `bpftool feature probe` too, to record what it claims beside what attaching shows. */
+  wantsFeatureProbe?: boolean;
+}
+
+/** "6.1.0-56-arm64" -> [6, 1]. */
+export function kernelVersion(release: string | undefined, label: string): [number, number] {
+  const m = (release ?? label).match(/^(\d+)\.(\d+)/);
+  return m ? [Number(m[1]), Number(m[2])] : [0, 0];
+}
+
+const attachEvidence = (a: AttachResult | undefined) =>
+  a ? { attached: a.attached, ...(a.hits !== undefined ? { hits: a.hits } : {}), ...(a.error ? { error: a.error } : {}) } : { missing: true };
+
+export const BUGS: Bug[] = [
+  {
+    name: 'ringbuf-pagesize',
+    title: 'a 4096-byte BPF ring buffer is refused (EINVAL) on 16K pages, accepted on 4K',
+    reason: 'ringbuf-pagesize',
+    expect: (cell) => (cell.pageSize > 4 ? 'shows' : 'absent'),
+    observe: (o) => {
+      const rb = o.ringbufs.get(4096);
+      if (!rb) return { shows: undefined, evidence: { missing: 'ringbuf 4096 record' } };
+      const einval = !rb.ok && /Invalid argument/.test(rb.error ?? '');
+      return {
+        shows: rb.ok ? false : einval ? true : undefined,
+        evidence: { pageKiB: o.facts?.pageKiB, ringbuf4096: rb.ok ? 'created' : rb.error, ringbuf16384: o.ringbufs.get(16384)?.ok ? 'created' : o.ringbufs.get(16384)?.error },
+      };
+    },
+  },
+  {
+    name: 'lsm-inactive',
+    title: 'with bpf missing from the active LSM list an LSM program attaches and never runs',
+    reason: 'lsm-inactive',
+    expect: (cell, config) => {
+      // Where trampolines are missing, LSM programs cannot even attach: the bug cannot be seen.
+      if (config && config.get('CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS') !== 'y') return undefined;
+      const list = bootLsmList(cell);
+      return list && !list.includes('bpf') ? 'shows' : 'absent';
+    },
+    observe: (o) => {
+      const lsm = o.attaches.get('lsm');
+      const active = o.facts?.lsm ?? [];
+      const evidence = { activeLsm: active.join(','), lsm: attachEvidence(lsm) };
+      if (!lsm?.attached || lsm.hits === undefined) return { shows: undefined, evidence };
+      return { shows: lsm.hits === 0 && !active.includes('bpf'), evidence };
+    },
+  },
+  {
+    name: 'arm64-trampoline',
+    title: 'fentry, fmod_ret and LSM attach fail with 524 on arm64 before 6.4 (no DYNAMIC_FTRACE_WITH_DIRECT_CALLS), while bpftool feature probe calls them available',
+    reason: 'trampoline-unsupported',
+    wantsFeatureProbe: true,
+    expect: (cell, _config, facts) => {
+      const [major, minor] = kernelVersion(facts?.release, cell.kernelLabel);
+      return cell.arch === 'arm64' && (major < 6 || (major === 6 && minor < 4)) ? 'shows' : 'absent';
+    },
+    observe: (o) => {
+      const objects = ['fentry', 'fmodret', 'lsm'];
+      const results = objects.map((n) => o.attaches.get(n));
+      const evidence: Record<string, unknown> = Object.fromEntries(objects.map((n, i) => [n, attachEvidence(results[i])]));
+      if (o.featureProbe !== undefined) evidence.featureProbeSays = o.featureProbe.split('\n').filter((l) => /lsm|tracing/.test(l));
+      if (results.some((r) => r === undefined)) return { shows: undefined, evidence };
+      const all524 = results.every((r) => !r!.attached && /-524|\(524\)/.test(`${r!.error ?? ''} ${r!.output}`));
+      const allAttach = results.every((r) => r!.attached);
+      return { shows: all524 ? true : allAttach ? false : undefined, evidence };
+    },
+  },
+];
+
+export function findBug(name: string): Bug | undefined {
+  return BUGS.find((b) => b.name === name);
+}
