@@ -27,7 +27,7 @@ export interface ReproOptions {
 /** The one-line summary of a bug's evidence on a cell. */
 function brief(r: CheckResult): string {
   const e = r.evidence;
-  const pick = ['ringbuf4096', 'lsm', 'fentry', 'activeLsm', 'error'].filter((k) => e[k] !== undefined).slice(0, 2);
+  const pick = ['ringbuf4096', 'fentry', 'featureProbeSays', 'lsm', 'activeLsm', 'error'].filter((k) => e[k] !== undefined).slice(0, 2);
   return pick.map((k) => `${k}=${JSON.stringify(e[k])}`).join(' ');
 }
 

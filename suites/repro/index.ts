@@ -17,7 +17,7 @@ class ReproSession implements VmSuiteSession {
 
   guestFiles() {
     const files: GuestFile[] = [probeStepFile()];
-    if (this.bugs.some((b) => b.wantsFeatureProbe)) {
+    if (this.bugs.some((b) => b.wantsFeatureProbe?.(this.ctx.cell))) {
       files.push({ path: '/bpfgate/steps/05-feature-probe.sh', content: 'BPFGATE_FEATURE_PROBE=1\n' });
     }
     return files;
