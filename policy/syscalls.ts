@@ -57,7 +57,7 @@ const PREFIXES = [
   { prefix: '__ia32_', arch: 'x86_64', abi: 'i386' },
 ] as const;
 
-const ARCH_PREFIX: Record<Arch, string> = { x86_64: '__x64_', arm64: '__arm64_' };
+export const ARCH_PREFIX: Record<Arch, string> = { x86_64: '__x64_', arm64: '__arm64_' };
 
 /** ABI names of syscall list values ("i386/sys_kill"), as Tetragon spells them. */
 const LIST_ABIS = {

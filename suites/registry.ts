@@ -1,23 +1,43 @@
 /**
- * Suite names as the command line knows them (`--suite static,probe`).
- * One table ties each name to its suite and says what it asks.
+ * Suite names as the command line knows them (`--suite static,probe,policies`).
+ * One table ties each name to how its suite is made and says what it asks.
  */
 import { BpfgateError } from '../core/errors.js';
+import { policiesSuite } from './policies/index.js';
 import { probeSuite } from './probe/index.js';
+import { reproSuite } from './repro/index.js';
 import { staticSuite } from './static.js';
 import type { Suite } from './suite.js';
+import { loadTriggerCatalogue, loadTriggerFiles } from './triggers/load.js';
 
-export const SUITES: Record<string, { suite: Suite; about: string }> = {
-  static: { suite: staticSuite, about: 'schema, portability and feature needs of every policy, predicted per cell (no boot)' },
-  probe: { suite: probeSuite, about: 'kernel facts and BPF features by attaching and counting hits, in the guest' },
+export interface SuiteOptions {
+  /** Trigger files or directories replacing the shipped catalogue. */
+  triggers?: string[];
+}
+
+export const SUITES: Record<string, { about: string; make(opts: SuiteOptions): Promise<Suite> }> = {
+  static: {
+    about: 'schema, portability and feature needs of every policy, predicted per cell (no boot)',
+    make: async () => staticSuite,
+  },
+  probe: {
+    about: 'kernel facts and BPF features by attaching and counting hits, in the guest',
+    make: async () => probeSuite,
+  },
+  policies: {
+    about: 'every hook of every policy registered in the guest, the ATT&CK triggers run one by one, hits counted',
+    make: async (opts) => policiesSuite(opts.triggers?.length ? await loadTriggerFiles(opts.triggers) : await loadTriggerCatalogue()),
+  },
+  repro: {
+    about: 'the named bug reproductions (see bpfgate repro)',
+    make: async () => reproSuite(),
+  },
 };
 
-export function resolveSuites(names: string[]): Suite[] {
-  return names.map((name) => {
-    const entry = SUITES[name];
-    if (!entry) {
-      throw new BpfgateError('usage', `unknown suite "${name}"; expected one of ${Object.keys(SUITES).join(', ')}`);
-    }
-    return entry.suite;
-  });
+export async function resolveSuites(names: string[], opts: SuiteOptions = {}): Promise<Suite[]> {
+  const unknown = names.filter((n) => !SUITES[n]);
+  if (unknown.length) {
+    throw new BpfgateError('usage', `unknown suite "${unknown.join(', ')}"; expected one of ${Object.keys(SUITES).join(', ')}`);
+  }
+  return Promise.all([...new Set(names)].map((name) => SUITES[name]!.make(opts)));
 }

@@ -33,6 +33,8 @@ export interface RunCommandOptions {
   schema?: string;
   lock?: string;
   timeoutSec?: number;
+  /** Trigger files or directories replacing the shipped catalogue. */
+  triggers?: string[];
   out_stream?: NodeJS.WritableStream;
 }
 
@@ -84,7 +86,7 @@ function attachProgress(bus: EventBus): Promise<void> {
 export async function runCommand(opts: RunCommandOptions): Promise<number> {
   const out = opts.out_stream ?? process.stdout;
   const outDir = resolve(opts.out);
-  const suites: Suite[] = resolveSuites(opts.suites);
+  const suites: Suite[] = await resolveSuites(opts.suites, opts.triggers ? { triggers: opts.triggers } : {});
   const cells = await planCells(opts.matrix, opts.cells);
   const baseline: BaselineEntry[] = opts.baseline ? await loadBaseline(opts.baseline) : [];
   const { documents } = opts.policies.length

@@ -490,6 +490,9 @@ export class PrivateApt {
       // Keep the indexes gzip'd on disk: a third of the size, and node reads gzip natively.
       `Acquire::GzipIndexes ${q('true')};`,
       `Acquire::IndexTargets::deb::Packages::KeepCompressedAs ${q('gz')};`,
+      // Fetch the .gz indexes when the archive has them: kept as they come, nothing to recompress.
+      '#clear Acquire::CompressionTypes::Order;',
+      `Acquire::CompressionTypes::Order { ${q('gz')}; ${q('xz')}; };`,
       // The system's update hooks (appstream, packagekit, update stamps) are not ours to run.
       '#clear APT::Update::Pre-Invoke;',
       '#clear APT::Update::Post-Invoke;',

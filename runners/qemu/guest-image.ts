@@ -60,6 +60,12 @@ export const GUEST_PACKAGES: readonly GuestPackageSpec[] = [
   { package: 'libelf1', suite: 'bookworm', libraries: true },
   { package: 'zlib1g', suite: 'bookworm', libraries: true },
   { package: 'libcap2', suite: 'bookworm', libraries: true },
+  // Trigger tools: perl-base for raw syscalls (memfd_create, ptrace, setns, bpf, ...), strace for ptrace.
+  { package: 'perl-base', suite: 'bookworm', take: [{ from: 'usr/bin/perl', to: 'usr/bin/perl', binary: true }] },
+  { package: 'libcrypt1', suite: 'bookworm', libraries: true },
+  { package: 'strace', suite: 'bookworm', take: [{ from: 'usr/bin/strace', to: 'usr/bin/strace', binary: true }] },
+  { package: 'libunwind8', suite: 'bookworm', libraries: true },
+  { package: 'liblzma5', suite: 'bookworm', libraries: true },
 ];
 
 /** GNU triplets: where a Debian package of the arch keeps its libraries. */

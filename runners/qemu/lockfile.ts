@@ -7,6 +7,7 @@
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { Ajv, type ErrorObject } from 'ajv';
+import { parseDocument } from 'yaml';
 import { InputError } from '../../core/errors.js';
 import type { KernelRef } from '../../matrix/cell.js';
 
@@ -88,9 +89,7 @@ export function parseLockFile(text: string, file: string): LockFile {
   try {
     data = JSON.parse(text);
   } catch (err) {
-    const pos = /position (\d+)/.exec((err as Error).message);
-    const at = pos ? lineColumn(text, Number(pos[1])) : {};
-    throw new InputError('lockfile-invalid', file, at, `not valid JSON: ${(err as Error).message}`, err);
+    throw new InputError('lockfile-invalid', file, jsonErrorPosition(text, err as Error), `not valid JSON: ${(err as Error).message}`, err);
   }
   if (!validate(data)) {
     const e = validate.errors?.[0] as ErrorObject | undefined;
@@ -119,6 +118,17 @@ export function formatLockFile(lock: LockFile): string {
 export function findLocked(lock: LockFile | undefined, ref: KernelRef): LockedKernel | undefined {
   if (!lock || ref.kind !== 'debian') return undefined;
   return lock.kernels.find((k) => k.suite === ref.suite && k.requested === ref.package && k.debArch === ref.debArch);
+}
+
+/**
+ * Where JSON.parse failed: its "position N" when the message has one (not every V8
+ * message does), else the first error the YAML parser (a JSON superset) positions.
+ */
+function jsonErrorPosition(text: string, err: Error): { line?: number; column?: number } {
+  const pos = /position (\d+)/.exec(err.message);
+  if (pos) return lineColumn(text, Number(pos[1]));
+  const linePos = parseDocument(text).errors[0]?.linePos?.[0];
+  return linePos ? { line: linePos.line, column: linePos.col } : {};
 }
 
 function lineColumn(text: string, offset: number): { line: number; column: number } {

@@ -1,9 +1,9 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadTriggerCatalogue, TRIGGER_CATALOGUE_DIR } from '../../suites/triggers/load.js';
+import { loadTriggerCatalogue, TRIGGER_CATALOGUE_DIR, TRIGGER_SCHEMA_FILE } from '../../suites/triggers/load.js';
 import { parseHookHint, TACTICS, type Trigger } from '../../suites/triggers/model.js';
 
 // The catalogue's scripts are only ever syntax-checked here: they run in QEMU guests, never on this host.
@@ -61,6 +61,15 @@ describe('the shipped trigger catalogue', () => {
       expect(basename(t.file)).toBe(`${t.id}.yaml`);
       expect(t.id.startsWith(`${t.technique.toLowerCase().replace('.', '-')}-`), t.id).toBe(true);
       expect(t.marker).toBe(`bpfgate-${t.id}`);
+    }
+  });
+
+  it('points editors of every file at the schema that ships with the tool', () => {
+    for (const t of triggers) {
+      const first = readFileSync(t.file, 'utf8').split('\n')[0] ?? '';
+      const m = /^# yaml-language-server: \$schema=(\S+)$/.exec(first);
+      expect(m, t.id).not.toBeNull();
+      expect(resolve(dirname(t.file), m?.[1] ?? '')).toBe(TRIGGER_SCHEMA_FILE);
     }
   });
 

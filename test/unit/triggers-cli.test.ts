@@ -1,10 +1,12 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { triggersCommand, type TextSink } from '../../cli/commands/triggers.js';
 import { loadTriggerCatalogue, TRIGGER_CATALOGUE_DIR } from '../../suites/triggers/load.js';
 import { TACTICS } from '../../suites/triggers/model.js';
+import { CLI } from '../support/shared.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'bpfgate-triggers-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -109,5 +111,13 @@ describe('bpfgate triggers list', () => {
     const code = await triggersCommand('show' as 'list', { out: sink(), err });
     expect(code).toBe(2);
     expect(err.text()).toContain('unknown subcommand "show"; expected: list');
+  });
+
+  it.skipIf(!existsSync(CLI))('prints the same catalogue from the built CLI (needs the build: npm run build)', async () => {
+    const stdout = execFileSync(process.execPath, [CLI, 'triggers', 'list', '--format', 'json'], { encoding: 'utf8' });
+    const fromCli = JSON.parse(stdout) as { triggers: { id: string; marker: string }[] };
+    const { out } = await run({ format: 'json' });
+    const direct = JSON.parse(out) as { triggers: { id: string; marker: string }[] };
+    expect(fromCli.triggers.map((t) => [t.id, t.marker])).toEqual(direct.triggers.map((t) => [t.id, t.marker]));
   });
 });
