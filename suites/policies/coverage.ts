@@ -17,12 +17,13 @@ export interface TriggerRun {
   delta: Map<string, number>;
 }
 
+/** The guest's counter deltas (suites/policies/guest/counters.awk): `NAME DELTA` per probe that moved. */
 export function parseCounters(body: string): Map<string, number> {
   const counters = new Map<string, number>();
   const [table = ''] = body.split('\n@@output@@\n');
   for (const line of table.split('\n')) {
-    const [name, hits] = line.trim().split(/\s+/);
-    if (name && hits && /^\d+$/.test(hits)) counters.set(name, Number(hits));
+    const [name, delta] = line.trim().split(/\s+/);
+    if (name && delta && /^-?\d+$/.test(delta)) counters.set(name, Number(delta));
   }
   return counters;
 }
@@ -37,22 +38,17 @@ export function parseRegistered(body: string): Map<string, string> {
   return failed;
 }
 
-/** Consumes `counters` records in order and yields one TriggerRun per `phase=after`. */
+/**
+ * Consumes `counters` records in order: each carries the deltas since the previous
+ * read. `phase=base` (after a trigger's cleanup) is discarded, `phase=after` is the
+ * trigger's own: one TriggerRun each.
+ */
 export class CoverageTracker {
-  private base = new Map<string, number>();
   readonly runs: TriggerRun[] = [];
 
   onCounters(record: GuestRecord): TriggerRun | undefined {
-    const counters = parseCounters(record.body);
-    if (record.header.phase !== 'after') {
-      this.base = counters;
-      return undefined;
-    }
-    const delta = new Map<string, number>();
-    for (const [name, hits] of counters) {
-      const d = hits - (this.base.get(name) ?? 0);
-      if (d > 0) delta.set(name, d);
-    }
+    if (record.header.phase !== 'after') return undefined;
+    const delta = new Map([...parseCounters(record.body)].filter(([, d]) => d > 0));
     const output = record.body.split('\n@@output@@\n')[1] ?? '';
     const run = { trigger: record.header.trigger ?? '?', exitCode: Number(record.header.rc ?? -1), output, delta };
     this.runs.push(run);

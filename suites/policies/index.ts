@@ -22,7 +22,7 @@ const NULL_RUNS = 2;
 
 class PoliciesSession implements VmSuiteSession {
   private readonly plan: TargetPlan;
-  private readonly tracker = new CoverageTracker();
+  private readonly tracker: CoverageTracker;
   private refused = new Map<string, string>();
   private readonly features: FeatureState = { lsmActive: undefined, trampolines: undefined, overrideReturn: undefined, fmodRet: undefined };
   private readonly policies;
@@ -32,6 +32,7 @@ class PoliciesSession implements VmSuiteSession {
     // Only documents the schema accepts: an invalid one says nothing reliable about its hooks.
     this.policies = ctx.policies.filter((p) => (ctx.policyProblems.get(p) ?? []).length === 0);
     this.plan = planTargets(this.policies, triggers, ctx.cell.arch);
+    this.tracker = new CoverageTracker();
   }
 
   guestFiles(): GuestFile[] {
@@ -41,6 +42,7 @@ class PoliciesSession implements VmSuiteSession {
       { path: '/bpfgate/steps/20-policies.sh', content: readFileSync(assetPath('suites', 'policies', 'guest', 'policies.sh')) },
       { path: '/bpfgate/policies/kprobes', content: kprobes },
       { path: '/bpfgate/policies/tracepoints', content: tracepoints },
+      { path: '/bpfgate/policies/counters.awk', content: readFileSync(assetPath('suites', 'policies', 'guest', 'counters.awk')) },
     ];
     const list: string[] = [];
     const add = (seq: number, id: string, marker: string, steps: string, cleanup: string) => {

@@ -36,8 +36,13 @@ interface HookReport {
   target?: string;
   refused?: string;
   untargeted?: string;
+  /** The triggers that fired it most, with their hits (at most FIRED_BY_SHOWN). */
   firedBy?: Record<string, number>;
+  firedByCount?: number;
 }
+
+/** Evidence names the strongest triggers; the count says how many there were. */
+const FIRED_BY_SHOWN = 5;
 
 const isTarget = (t: Target | Untargeted | undefined): t is Target => t !== undefined && 'name' in t;
 
@@ -52,12 +57,16 @@ export function judgePolicy(policy: Policy, subject: string, m: Measurements): C
     report.target = `${t.kind}:${t.what}`;
     const refused = m.refused.get(t.name);
     if (refused) report.refused = refused;
-    const firedBy: Record<string, number> = {};
+    const firedBy: [string, number][] = [];
     for (const [trigger, fired] of m.firing) {
       const hits = fired.get(t.name);
-      if (hits) firedBy[trigger] = hits;
+      if (hits) firedBy.push([trigger, hits]);
     }
-    if (Object.keys(firedBy).length) report.firedBy = firedBy;
+    if (firedBy.length) {
+      firedBy.sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
+      report.firedBy = Object.fromEntries(firedBy.slice(0, FIRED_BY_SHOWN));
+      report.firedByCount = firedBy.length;
+    }
     return report;
   });
   const hookOf = (r: HookReport) => policy.hooks.find((h) => h.id === r.hook && h.source.line === r.line);

@@ -20,30 +20,34 @@ while read -r _n _ev; do
 	if [ ! -d "$_T/events/$_ev" ]; then
 		echo "$_n no such event" >> /tmp/bg-reg
 	else
-		_e=$( { echo 'hist:keys=common_pid' > "$_T/events/$_ev/trigger"; } 2>&1 ) || echo "$_n ${_e##*: }" >> /tmp/bg-reg
+		_e=$( { echo 'hist:keys=common_type' > "$_T/events/$_ev/trigger"; } 2>&1 ) || echo "$_n ${_e##*: }" >> /tmp/bg-reg
 	fi
 done < $_P/tracepoints
 emit registered "" "$(cat /tmp/bg-reg)"
 
-# "NAME HITS" per probe; tracepoints from their hist totals.
+# Counter deltas since the previous read: "NAME DELTA" for each probe that moved
+# (kprobe profile hits, hist totals for tracepoints), computed by one awk process.
+_bg_hists=$(while read -r _n _ev; do [ -f "$_T/events/$_ev/hist" ] && printf '%s ' "$_T/events/$_ev/hist"; done < $_P/tracepoints)
+: > /tmp/bg-prev
 _bg_counters() {
-	awk '{print $1, $2}' $_T/kprobe_profile
-	while read -r _n _ev; do
-		[ -f "$_T/events/$_ev/hist" ] && echo "$_n $(grep -m1 -o 'Hits: [0-9]*' "$_T/events/$_ev/hist" | cut -d' ' -f2)"
-	done < $_P/tracepoints
+	awk -v PREV=/tmp/bg-prev -v TPS=$_P/tracepoints -f $_P/counters.awk /tmp/bg-prev $_P/tracepoints $_T/kprobe_profile $_bg_hists
+	mv /tmp/bg-prev.new /tmp/bg-prev
 }
 
 BPFGATE_ARCH=$(uname -m); [ "$BPFGATE_ARCH" = aarch64 ] && BPFGATE_ARCH=arm64
 export BPFGATE_ARCH
-emit counters "phase=base" "$(_bg_counters)"
+read -r _up _ < /proc/uptime
+emit counters "phase=base up=$_up" "$(_bg_counters)"
 while read -r _seq _id _marker; do
 	[ -n "$_seq" ] || continue
 	export BPFGATE_MARKER="$_marker"
 	_out=$(timeout 10 sh /bpfgate/triggers/$_seq.steps.sh < /dev/null 2>&1)
 	_rc=$?
-	emit counters "phase=after trigger=$_id rc=$_rc" "$(_bg_counters)
+	read -r _up _ < /proc/uptime
+	emit counters "phase=after trigger=$_id rc=$_rc up=$_up" "$(_bg_counters)
 @@output@@
 $(printf '%s' "$_out" | tail -c 600)"
 	timeout 10 sh /bpfgate/triggers/$_seq.cleanup.sh < /dev/null > /dev/null 2>&1
-	emit counters "phase=base" "$(_bg_counters)"
+	# Read past the cleanup without reporting it: its hits belong to no trigger.
+	_bg_counters > /dev/null
 done < /bpfgate/triggers/list

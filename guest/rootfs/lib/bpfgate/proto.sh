@@ -9,5 +9,8 @@ emit() {
 	BPFGATE_SEQ=$((BPFGATE_SEQ + 1))
 	_bg_p=$(printf '%s\n%s' "$2" "$3" | base64 -w 0)
 	_bg_s=$(printf '%s' "$_bg_p" | md5sum)
-	printf '\n@@BPFGATE:%d:%s:%.8s:%s@@\n' "$BPFGATE_SEQ" "$1" "$_bg_s" "$_bg_p"
+	# Staged in a file and copied by cat: cat retries a console write that a signal
+	# (a trigger's child exiting) interrupts, where a shell's printf would lose the rest.
+	printf '\n@@BPFGATE:%d:%s:%.8s:%s@@\n' "$BPFGATE_SEQ" "$1" "$_bg_s" "$_bg_p" > /run/.bg-frame
+	cat /run/.bg-frame
 }
