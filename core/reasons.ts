@@ -30,6 +30,7 @@ export const REASONS = {
   'infra-tool-missing': 'a host tool bpfgate needs is not installed',
   'infra-kernel-invalid': 'the kernel image or its config file is unusable',
   'infra-guest-protocol': 'the guest output could not be parsed',
+  'infra-guest-build': 'the guest image could not be built (a package file, a shared library or a BPF object is missing)',
 } as const;
 
 export type Reason = keyof typeof REASONS;

@@ -47,7 +47,7 @@ export interface ModelCheck {
 /** One subject on one cell. */
 export interface ModelPair {
   status: CheckStatus;
-  /** The reason of the first check with the worst status (null when all pass). */
+  /** Of the checks with the worst status, the reason a user fixes first (core/reasons.ts order; null when all pass). */
   reason: Reason | null;
   /** Every distinct reason among the pair's checks, in first-seen order. */
   reasons: Reason[];
@@ -198,6 +198,8 @@ export function buildModel(results: readonly CheckResult[], cells: readonly (Cel
   return { schemaVersion: 1, summary, cells: columns, rows, reasons };
 }
 
+const REASON_RANK = new Map((Object.keys(REASONS) as Reason[]).map((r, i) => [r, i]));
+
 function buildPair(unsorted: ModelCheck[]): ModelPair {
   const checks = [...unsorted].sort(compareChecks);
   const counts = emptyCounts();
@@ -208,6 +210,9 @@ function buildPair(unsorted: ModelCheck[]): ModelPair {
     status = worse(status, c.status);
     if (c.reason && !reasons.includes(c.reason)) reasons.push(c.reason);
   }
-  const reason = status === 'pass' ? null : (checks.find((c) => c.status === status && c.reason)?.reason ?? null);
+  // The reason shown is the one a user fixes first (REASONS is declared in that order), not the first by name.
+  const worst = checks.filter((c) => c.status === status && c.reason).map((c) => c.reason as Reason);
+  worst.sort((a, b) => REASON_RANK.get(a)! - REASON_RANK.get(b)!);
+  const reason = status === 'pass' ? null : (worst[0] ?? null);
   return { status, reason, reasons, counts, checks };
 }

@@ -23,6 +23,7 @@ import type { CellContext, CheckDraft, StaticSuite, Suite, VmSuite } from '../su
 import { policySubjects } from '../suites/subjects.js';
 import { chooseAccel } from './qemu/accel.js';
 import { BOOT_SUITE, runQemuCell } from './qemu/cell-runner.js';
+import { cachedKernel, readKernelConfig } from './qemu/kernel-cache.js';
 import { prepareQemuCell } from './qemu/prepare.js';
 
 export interface RunOptions {
@@ -95,7 +96,11 @@ export async function runMatrix(opts: RunOptions): Promise<CheckResult[]> {
               });
             }
           }
-          // Static checks after the boot: they then see the kernel config the VM cell fetched.
+          // Static checks after the boot: they then see the kernel config the VM cell fetched,
+          // or, in a static-only run, the config of the kernel cached by an earlier run.
+          if (staticSuites.length > 0 && !ctx.kernelConfig && cell.platform === 'qemu') {
+            ctx.kernelConfig = await cachedKernelConfig(cell);
+          }
           for (const suite of staticSuites) {
             const t0 = Date.now();
             for (const d of suite.run(ctx)) record(suite.lane, suite.name, { ...d, durationMs: d.durationMs || Date.now() - t0 });
@@ -112,6 +117,17 @@ export async function runMatrix(opts: RunOptions): Promise<CheckResult[]> {
   for (const r of results) counts[r.status] = (counts[r.status] ?? 0) + 1;
   bus.emit({ type: 'run-end', counts });
   return results;
+}
+
+/** The config of the cell's kernel when it is already on disk; never downloads. */
+async function cachedKernelConfig(cell: Cell): Promise<Map<string, string> | undefined> {
+  try {
+    const kernel = cell.kernel.kind === 'file' ? undefined : await cachedKernel(cell.kernel);
+    const config = cell.kernel.kind === 'file' ? cell.kernel.config : kernel?.config;
+    return config ? await readKernelConfig(config) : undefined;
+  } catch {
+    return undefined; // a prediction without the config: the needs check says what it could not predict
+  }
 }
 
 async function runVmCell(

@@ -6,7 +6,7 @@
  * A kernel that cannot be fetched is reported and the others still are; the exit code
  * is then 3 (infrastructure) or 2 (bad input), the larger of the failures.
  */
-import { BpfgateError } from '../../core/errors.js';
+import { BpfgateError, InfraError } from '../../core/errors.js';
 import type { Arch, Cell, KernelRef, PageSize } from '../../matrix/cell.js';
 import { loadDefaultMatrix } from '../../matrix/default.js';
 import { KERNEL_CATALOGUE, findKernel, kernelName } from '../../matrix/kernel-catalogue.js';
@@ -114,10 +114,9 @@ async function fetchKernels(list: Target[], lock: LockFile | undefined, out: Nod
     try {
       const artifact = await fetchKernel(t.ref, { lock, expectArch: t.arch, onProgress: (l) => log(`  ${l}`), ...(apt ? { apt } : {}) });
       if (artifact.arch !== t.arch || artifact.pageSizeKiB !== t.pageSize) {
-        throw new BpfgateError(
+        throw new InfraError(
           'infra-kernel-invalid',
-          `${t.name}: the image is ${artifact.arch} with ${artifact.pageSizeKiB}K pages, but ${t.cells.length ? `cells ${t.cells.join(', ')} expect` : 'the catalogue expects'} ${t.arch} with ${t.pageSize}K pages`,
-          { exit: 3 },
+          `the image is ${artifact.arch} with ${artifact.pageSizeKiB}K pages, but ${t.cells.length ? `cells ${t.cells.join(', ')} expect` : 'the catalogue expects'} ${t.arch} with ${t.pageSize}K pages`,
         );
       }
       log(describe(artifact, Date.now() - started));

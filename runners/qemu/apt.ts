@@ -5,9 +5,10 @@
  *
  * Invariants:
  * - Everything apt writes lives under `cacheDir('apt')`: its own sources.list, apt.conf,
- *   lists. apt-get always runs as `apt-get -c <that apt.conf>`; the system's
- *   apt.conf.d is still read first (proxies, Check-Valid-Until), and our file then
- *   overrides the directories and clears the system's update hooks.
+ *   lists. apt runs only as `apt-get -c <that apt.conf> update` and
+ *   `apt-helper -c <that apt.conf> download-file`; the system's apt.conf.d is still read
+ *   first (proxies, Check-Valid-Until), and our file then overrides the directories and
+ *   clears the system's update hooks. Resolution reads the signed indexes directly.
  * - The mirror comes from the machine's own apt sources or from env
  *   (BPFGATE_DEBIAN_MIRROR, BPFGATE_DEBIAN_SECURITY_MIRROR); no host name is written here.
  * - A suite name means its family: `bookworm` is bookworm + bookworm-updates +

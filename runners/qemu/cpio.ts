@@ -9,11 +9,11 @@
  * carries no name or time. The output file appears only when complete.
  */
 import { randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { lstat, lutimes, readdir, rename, rm } from 'node:fs/promises';
+import { createWriteStream } from 'node:fs';
+import { lstat, lutimes, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { createGunzip, createGzip } from 'node:zlib';
+import { createGzip, gunzipSync } from 'node:zlib';
 import { execa } from 'execa';
 import { InfraError } from '../../core/errors.js';
 import { sha256File } from './apt.js';
@@ -73,14 +73,14 @@ export interface ArchiveEntry {
   linkTarget?: string;
 }
 
-/** The entries of the first archive in a gzip'd newc file (what the kernel would unpack). */
+/** The entries of the first archive in a gzip'd newc file (what the kernel would unpack first). */
 export async function listArchive(file: string): Promise<ArchiveEntry[]> {
-  const child = execa('cpio', ['-t', '-v', '--quiet'], { buffer: { stdout: true }, encoding: 'utf8' });
-  const stdin = child.stdin;
-  if (!stdin) throw new Error('cpio has no stdin');
+  // Unpacked in memory (images are a few MB): cpio stops reading at the trailer, and a
+  // stream piped into it would then fail with EPIPE.
+  const archive = gunzipSync(await readFile(file));
   try {
-    const [, result] = await Promise.all([pipeline(createReadStream(file), createGunzip(), stdin), child]);
-    return String(result.stdout)
+    const result = await execa('cpio', ['-t', '-v', '--quiet'], { input: archive, encoding: 'utf8' });
+    return result.stdout
       .split('\n')
       .filter((l) => l.trim().length > 0)
       .map(parseListLine);

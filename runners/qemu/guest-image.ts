@@ -282,7 +282,8 @@ async function assemble(
     const tmp = join(dir, `${IMAGE_FILE}.tmp-${process.pid}`);
     await copyFile(out, tmp);
     await rename(tmp, join(dir, IMAGE_FILE));
-    await writeFile(join(dir, MANIFEST_FILE), `${JSON.stringify(manifest, null, 2)}\n`);
+    await writeFile(join(dir, `${MANIFEST_FILE}.tmp-${process.pid}`), `${JSON.stringify(manifest, null, 2)}\n`);
+    await rename(join(dir, `${MANIFEST_FILE}.tmp-${process.pid}`), join(dir, MANIFEST_FILE));
     await pruneOldImages(arch, dir);
     opts.onProgress?.(`built guest image ${arch}: ${(packed.bytes / 1e6).toFixed(2)} MB in ${((Date.now() - started) / 1000).toFixed(1)}s`);
     return { ...manifest, path: join(dir, IMAGE_FILE), origin: 'build' };

@@ -387,7 +387,7 @@ async function materialise(ref: DebianKernel, resolved: ResolvedPackage, apt: Pr
   const staging = join(root, `.tmp-${resolved.sha256.slice(0, 16)}-${process.pid}-${randomBytes(4).toString('hex')}`);
   await mkdir(staging, { recursive: true });
   try {
-    await extractBoot(deb, staging);
+    await extractBoot(deb, staging, resolved.package.startsWith('linux-image-') ? resolved.package.slice('linux-image-'.length) : undefined);
     const boot = join(staging, 'boot');
     const names = existsSync(boot) ? await readdir(boot) : [];
     const vmlinuz = names.filter((n) => n.startsWith('vmlinuz-'));
@@ -437,18 +437,39 @@ function debArchToArch(debArch: 'amd64' | 'arm64'): Arch {
   return debArch === 'amd64' ? 'x86_64' : 'arm64';
 }
 
-/** `dpkg-deb --fsys-tarfile X.deb | tar -x ./boot/vmlinuz-* ./boot/config-*` (findings §2). */
-async function extractBoot(deb: string, into: string): Promise<void> {
-  try {
-    // The tar stream is hundreds of MB (modules): stream it, never buffer it.
-    await execa('dpkg-deb', ['--fsys-tarfile', deb], { buffer: false }).pipe('tar', ['-x', '-C', into, '--wildcards', './boot/vmlinuz-*', './boot/config-*']);
-  } catch (err) {
-    if ((err as { code?: string }).code === 'ENOENT') {
-      throw new InfraError('infra-tool-missing', 'dpkg-deb and tar are needed to unpack kernel packages (apt-get install dpkg tar)', err);
-    }
-    const stderr = String((err as { stderr?: unknown }).stderr ?? '').trim().split('\n').slice(-3).join(' | ');
-    throw invalid(deb, `cannot extract ./boot from the package: ${(err as { shortMessage?: string }).shortMessage ?? (err as Error).message}${stderr ? `: ${stderr}` : ''}`);
+/**
+ * `dpkg-deb --fsys-tarfile X.deb | tar -x ./boot/vmlinuz-* ./boot/config-*` (findings §2).
+ * Debian's image packages are named after the release (`linux-image-<release>`) and keep
+ * ./boot first in their data archive: naming both members exactly with `--occurrence=1`
+ * lets tar stop there instead of decompressing every module (0.3 s instead of 5 s). When
+ * that finds nothing, the whole archive is scanned with wildcards.
+ */
+export async function extractBoot(deb: string, into: string, release: string | undefined): Promise<void> {
+  if (release) {
+    const members = [`./boot/vmlinuz-${release}`, `./boot/config-${release}`];
+    const tar = await untar(deb, into, ['--occurrence=1', ...members]);
+    // dpkg-deb dies of SIGPIPE once tar has what it wants: only tar's verdict counts here.
+    if (tar.exitCode === 0 && members.every((m) => existsSync(join(into, m)))) return;
+    await rm(join(into, 'boot'), { recursive: true, force: true });
   }
+  const tar = await untar(deb, into, ['--wildcards', './boot/vmlinuz-*', './boot/config-*'], true);
+  if (tar.exitCode !== 0) {
+    throw invalid(deb, `cannot extract ./boot from the package: tar exited ${tar.exitCode}: ${String(tar.stderr).trim().split('\n').slice(-3).join(' | ')}`);
+  }
+}
+
+async function untar(deb: string, into: string, selection: string[], wholeArchive = false) {
+  // The tar stream is hundreds of MB (modules): stream it, never buffer it.
+  const source = execa('dpkg-deb', ['--fsys-tarfile', deb], { buffer: { stdout: false }, reject: false });
+  const tar = await source.pipe('tar', ['-x', '-C', into, ...selection], { reject: false });
+  const src = await source;
+  for (const r of [src, tar]) {
+    if (r.code === 'ENOENT') throw new InfraError('infra-tool-missing', 'dpkg-deb and tar are needed to unpack kernel packages (apt-get install dpkg tar)', r);
+  }
+  if (wholeArchive && src.exitCode !== 0) {
+    throw invalid(deb, `dpkg-deb cannot read the package (exit ${src.exitCode ?? src.signal}): ${String(src.stderr ?? '').trim().split('\n').slice(-2).join(' | ')}`);
+  }
+  return tar;
 }
 
 /**

@@ -72,7 +72,8 @@ describe.each(['x86_64', 'arm64'] as const)('the %s guest image', (arch) => {
   it('is small and comes from the cache the second time', async () => {
     const image = images.get(arch) as GuestImage;
     expect(image.bytes).toBeGreaterThan(1_000_000);
-    expect(image.bytes).toBeLessThan(5_000_000);
+    // busybox + bpftool + libc alone are about 2.4 MB; the trigger tools (perl, strace) add about 2.7 MB.
+    expect(image.bytes).toBeLessThan(8_000_000);
     const started = Date.now();
     const again = await buildGuestImage(arch);
     expect([again.origin, again.sha256, again.path]).toEqual(['cache', image.sha256, image.path]);
@@ -126,7 +127,8 @@ describe('building images', () => {
     const err = await buildGuestImage('x86_64', { packages: withoutLibcap }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(InfraError);
     expect((err as InfraError).code).toBe('infra-guest-build');
-    expect((err as InfraError).message).toContain('/usr/sbin/bpftool needs libcap.so.2, which none of the guest library packages (libc6, libelf1, zlib1g) provides');
+    const providers = withoutLibcap.filter((p) => p.libraries).map((p) => p.package).join(', ');
+    expect((err as InfraError).message).toContain(`/usr/sbin/bpftool needs libcap.so.2, which none of the guest library packages (${providers}) provides`);
   });
 
   it('fails clearly when the overlay tree has no /init', async () => {

@@ -13,7 +13,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InfraError } from '../../core/errors.js';
 import { DEFAULT_KERNELS, type KernelEntry } from '../../matrix/kernel-catalogue.js';
 import { kernelsCommand } from '../../cli/commands/kernels.js';
-import { fetchKernel, readKernelConfig, type KernelArtifact } from '../../runners/qemu/kernel-cache.js';
+import { privateApt } from '../../runners/qemu/apt.js';
+import { extractBoot, fetchKernel, readKernelConfig, type KernelArtifact } from '../../runners/qemu/kernel-cache.js';
 import { readLockFile, type LockFile } from '../../runners/qemu/lockfile.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'bpfgate-kernel-fetch-'));
@@ -96,6 +97,18 @@ describe('fetching the default kernels', () => {
   });
 });
 
+describe('extracting ./boot', () => {
+  it('refuses a package that holds no kernel, as infra-kernel-invalid naming the .deb', async () => {
+    const apt = await privateApt();
+    const deb = await apt.download(await apt.resolve('busybox-static', 'bookworm', 'amd64'));
+    const into = mkdtempSync(join(dir, 'extract-'));
+    const err = await extractBoot(deb, into, 'busybox').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InfraError);
+    expect((err as InfraError).code).toBe('infra-kernel-invalid');
+    expect((err as InfraError).message).toContain(`${deb}: cannot extract ./boot from the package: tar exited 2: tar: ./boot/vmlinuz-*: Not found in archive`);
+  });
+});
+
 describe('the lock file', () => {
   const lockFile = join(dir, 'bpfgate.lock.json');
   let lock: LockFile;
@@ -158,6 +171,26 @@ describe('the lock file', () => {
     const err = sink();
     expect(await kernelsCommand('fetch', { names: ['trixie/linux-image-amd64'], lockFile: file, out: sink(), err })).toBe(3);
     expect(err.text()).toContain(`error trixie/linux-image-amd64: ${entry.package} version 6.12.1-1 (amd64) is not in the archive's trixie, trixie-updates, trixie-security indexes: that version is no longer published`);
+  });
+});
+
+describe('kernels fetch', () => {
+  it('reports a cell whose page size the image header contradicts, and fails with exit 3', async () => {
+    const entry = DEFAULT_KERNELS.find((e) => e.name === 'trixie/linux-image-arm64') as KernelEntry;
+    const cell = {
+      id: 'arm64-16k-6.12-mislabelled', arch: 'arm64' as const, pageSize: 16 as const, kernelLabel: '6.12', kernel: entry.ref,
+      bootArgs: [], platform: 'qemu' as const, variants: [],
+    };
+    const err = sink();
+    expect(await kernelsCommand('fetch', { matrixCells: [cell], out: sink(), err })).toBe(3);
+    expect(err.text()).toContain(
+      'error trixie/linux-image-arm64: the image is arm64 with 4K pages, but cells arm64-16k-6.12-mislabelled expect arm64 with 16K pages',
+    );
+  });
+
+  it('refuses a name the catalogue does not have, listing the names it has', async () => {
+    const err = await kernelsCommand('fetch', { names: ['trixie/linux-image-s390x'], out: sink(), err: sink() }).catch((e: unknown) => e);
+    expect((err as Error).message).toMatch(/^unknown kernel "trixie\/linux-image-s390x"; the catalogue has: bookworm\/linux-image-amd64, /);
   });
 });
 
