@@ -68,7 +68,7 @@ program
   .option('--timeout <seconds>', 'per-cell timeout (default: boot allowance plus suite budgets)', positiveInt)
   .action(async (o: { matrix?: string; policies?: string[]; suite?: string[]; cells?: string; jobs?: number; out: string; baseline?: string; resume: boolean; schema?: string; lock?: string; timeout?: number; triggers?: string[] }) => {
     const policies = o.policies ?? config.policies ?? [];
-    const suites = o.suite ?? config.suites ?? (policies.length ? ['static', 'probe'] : ['probe']);
+    const suites = o.suite ?? config.suites ?? (policies.length ? ['static', 'probe', 'policies'] : ['probe']);
     const opt = <T>(v: T | undefined, c: T | undefined) => v ?? c;
     exitCode = await runCommand({
       policies, suites, resume: o.resume,
