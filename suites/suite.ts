@@ -40,7 +40,9 @@ export interface StaticSuite {
 /** A file the suite puts into the guest's overlay archive. */
 export interface GuestFile {
   path: string;
-  content: string | Buffer;
+  content?: string | Buffer;
+  /** A host file copied as is (a Tetragon binary): not read into memory, not compressed. */
+  from?: string;
   mode?: number;
 }
 
@@ -50,6 +52,8 @@ export interface VmSuiteSession {
   guestFiles(): GuestFile[];
   /** Kernel command line additions the suite needs. */
   bootArgs?(): string[];
+  /** Guest memory the suite needs (the largest wins; default 1024 MiB). */
+  memoryMiB?(): number;
   planned(): PlannedCheck[];
   /** Called for every record, in order; returns the checks it finished. */
   onRecord(record: GuestRecord): CheckDraft[];

@@ -75,7 +75,9 @@ export async function runQemuCell(opts: QemuCellOptions): Promise<GuestOutcome> 
   await mkdir(opts.cellDir, { recursive: true });
   const overlay = join(opts.workDir, 'overlay.cpio.gz');
   const initrd = join(opts.workDir, 'initrd.img');
-  await buildOverlay(files, overlay);
+  // Large host files (an agent's binaries) go in uncompressed: gzip would cost more than it saves under TCG.
+  await buildOverlay(files, overlay, { compress: !files.some((f) => f.from !== undefined) });
+  const memoryMiB = Math.max(1024, ...sessions.map(({ session }) => session.memoryMiB?.() ?? 0));
   await combineInitrd(opts.baseInitrd, overlay, initrd);
 
   opts.onPhase?.('boot', opts.accel);
@@ -99,6 +101,7 @@ export async function runQemuCell(opts: QemuCellOptions): Promise<GuestOutcome> 
       accel: opts.accel,
       timeoutMs: opts.timeoutMs,
       serialLog: join(opts.cellDir, 'serial.log'),
+      memoryMiB,
     },
     onRecord,
   );

@@ -39,6 +39,7 @@ export async function stagedEntries(dir: string): Promise<string[]> {
  * Packs `dir` into a gzip'd newc archive at `outFile`. Sets every entry's mtime to
  * FIXED_MTIME first (the staged tree is the caller's scratch copy).
  */
+/** `gzipLevel: 0` writes a plain archive: the kernel unpacks it without decompressing (large overlays). */
 export async function packDirectory(dir: string, outFile: string, opts: { gzipLevel?: number } = {}): Promise<{ bytes: number; sha256: string; entries: string[] }> {
   const entries = await stagedEntries(dir);
   // Children before parents: touching a child would change its directory's mtime again.
@@ -53,7 +54,10 @@ export async function packDirectory(dir: string, outFile: string, opts: { gzipLe
     });
     const stdout = child.stdout;
     if (!stdout) throw new Error('cpio has no stdout');
-    await Promise.all([pipeline(stdout, createGzip({ level: opts.gzipLevel ?? 6 }), createWriteStream(tmp)), child]);
+    const write = opts.gzipLevel === 0
+      ? pipeline(stdout, createWriteStream(tmp))
+      : pipeline(stdout, createGzip({ level: opts.gzipLevel ?? 6 }), createWriteStream(tmp));
+    await Promise.all([write, child]);
     await rename(tmp, outFile);
   } catch (err) {
     await rm(tmp, { force: true });

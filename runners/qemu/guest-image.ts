@@ -478,7 +478,9 @@ async function copyTree(from: string, to: string): Promise<void> {
 export interface OverlayFile {
   /** Path in the guest; a leading "/" is optional. */
   path: string;
-  content: string | Buffer;
+  content?: string | Buffer;
+  /** A host file to copy instead of `content` (large files are not read into memory). */
+  from?: string;
   /** Defaults to 0644. */
   mode?: number;
 }
@@ -488,7 +490,7 @@ export interface OverlayFile {
  * concatenated archives in order, so these files land on top of the base (and replace
  * any base file of the same path). Parent directories are included with mode 0755.
  */
-export async function buildOverlay(files: readonly OverlayFile[], outFile: string): Promise<void> {
+export async function buildOverlay(files: readonly OverlayFile[], outFile: string, opts: { compress?: boolean } = {}): Promise<void> {
   const work = await mkdtemp(join(tmpdir(), 'bpfgate-overlay-'));
   try {
     const root = join(work, 'root');
@@ -500,14 +502,15 @@ export async function buildOverlay(files: readonly OverlayFile[], outFile: strin
       }
       const target = join(root, rel);
       await mkdir(dirname(target), { recursive: true, mode: 0o755 });
-      await writeFile(target, f.content);
+      if (f.from !== undefined) await copyFile(f.from, target);
+      else await writeFile(target, f.content ?? '');
       await chmod(target, f.mode ?? 0o644);
     }
     for (const rel of await stagedEntries(root)) {
       if ((await lstat(join(root, rel))).isDirectory()) await chmod(join(root, rel), 0o755);
     }
     await mkdir(dirname(outFile), { recursive: true });
-    await packDirectory(root, outFile);
+    await packDirectory(root, outFile, opts.compress === false ? { gzipLevel: 0 } : {});
   } finally {
     await rm(work, { recursive: true, force: true });
   }

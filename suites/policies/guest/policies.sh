@@ -51,3 +51,10 @@ $(printf '%s' "$_out" | tail -c 600)"
 	# Read past the cleanup without reporting it: its hits belong to no trigger.
 	_bg_counters > /dev/null
 done < /bpfgate/triggers/list
+
+# Leave the kernel as found: later steps (an agent) must not run beside hundreds of probes.
+echo 0 > $_T/events/bpfgate/enable 2>/dev/null
+echo > $_T/kprobe_events 2>/dev/null
+while read -r _n _ev; do
+	[ -d "$_T/events/$_ev" ] && echo '!hist:keys=common_type' > "$_T/events/$_ev/trigger" 2>/dev/null
+done < $_P/tracepoints
