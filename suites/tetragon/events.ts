@@ -408,6 +408,7 @@ export async function readExportFile(path: string, options: ReadExportOptions = 
 // ---- one-line summaries for evidence ----
 
 const MAX_TEXT = 60;
+const MAX_SUMMARY = 400;
 
 function clip(s: string, max = MAX_TEXT): string {
   const flat = s.replace(/\s+/g, ' ');
@@ -460,5 +461,5 @@ export function summarizeEvent(event: TetragonEvent): string {
   if (event.type === 'process_exit' && (event.signal || event.status !== undefined)) parts.push(event.signal ? `signal=${event.signal}` : `status=${event.status}`);
   if (event.policy_name) parts.push(`policy=${event.policy_name}`);
   if (event.action) parts.push(`action=${event.action.replace(/^KPROBE_ACTION_/, '')}`);
-  return parts.join(' ');
+  return clip(parts.join(' '), MAX_SUMMARY);
 }
