@@ -186,5 +186,9 @@ async function runVmCell(
     record: (suite, d) => (typeof suite === 'string' ? record('kernel', suite, d) : record(suite.lane, suite.name, d)),
     onPhase: (phase, detail) => emitPhase(phase, phase === 'boot' ? `${detail} (${accel.why})` : detail),
   });
+  const cellResults = opts.store.all().filter((r) => r.cell === cell.id);
+  for (const suite of suites) {
+    for (const d of suite.derive?.(cell, cellResults) ?? []) record(suite.lane, suite.name, d);
+  }
   return outcome.status === 'done';
 }

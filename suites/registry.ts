@@ -7,12 +7,22 @@ import { policiesSuite } from './policies/index.js';
 import { probeSuite } from './probe/index.js';
 import { reproSuite } from './repro/index.js';
 import { staticSuite } from './static.js';
+import { tetragonNotConfigured, tetragonSuite } from './tetragon/index.js';
+import { loadBundle } from '../runners/tetragon/bundle.js';
 import type { Suite } from './suite.js';
 import { loadTriggerCatalogue, loadTriggerFiles } from './triggers/load.js';
 
 export interface SuiteOptions {
   /** Trigger files or directories replacing the shipped catalogue. */
   triggers?: string[];
+  /** Tetragon release bundles (tarballs, directories or URLs), one per arch. */
+  tetragon?: string[];
+  /** Extra agent flags, e.g. --disable-kprobe-multi. */
+  tetragonArgs?: string[];
+}
+
+async function triggersOf(opts: SuiteOptions) {
+  return opts.triggers?.length ? loadTriggerFiles(opts.triggers) : loadTriggerCatalogue();
 }
 
 export const SUITES: Record<string, { about: string; make(opts: SuiteOptions): Promise<Suite> }> = {
@@ -26,7 +36,14 @@ export const SUITES: Record<string, { about: string; make(opts: SuiteOptions): P
   },
   policies: {
     about: 'every hook of every policy registered in the guest, the ATT&CK triggers run one by one, hits counted',
-    make: async (opts) => policiesSuite(opts.triggers?.length ? await loadTriggerFiles(opts.triggers) : await loadTriggerCatalogue()),
+    make: async (opts) => policiesSuite(await triggersOf(opts)),
+  },
+  tetragon: {
+    about: 'tetragon-vm lane: a Tetragon release started in the guest with every policy; load state, triggers, exported events',
+    make: async (opts) =>
+      opts.tetragon?.length
+        ? tetragonSuite(await triggersOf(opts), await Promise.all(opts.tetragon.map(loadBundle)), opts.tetragonArgs ?? [])
+        : tetragonNotConfigured,
   },
   repro: {
     about: 'the named bug reproductions (see bpfgate repro)',

@@ -68,6 +68,8 @@ export interface VmSuite {
   /** Guest time this suite adds, on top of the boot, under TCG. */
   budgetMs: number;
   session(ctx: CellContext): VmSuiteSession;
+  /** Checks derived after the cell from all of its results (every suite's), e.g. prediction against reality. */
+  derive?(cell: Cell, results: CheckResult[]): CheckDraft[];
 }
 
 export type Suite = StaticSuite | VmSuite;

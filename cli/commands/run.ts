@@ -35,6 +35,9 @@ export interface RunCommandOptions {
   timeoutSec?: number;
   /** Trigger files or directories replacing the shipped catalogue. */
   triggers?: string[];
+  /** Tetragon release bundles for the tetragon suite. */
+  tetragon?: string[];
+  tetragonArgs?: string[];
   out_stream?: NodeJS.WritableStream;
 }
 
@@ -86,7 +89,7 @@ function attachProgress(bus: EventBus): Promise<void> {
 export async function runCommand(opts: RunCommandOptions): Promise<number> {
   const out = opts.out_stream ?? process.stdout;
   const outDir = resolve(opts.out);
-  const suites: Suite[] = await resolveSuites(opts.suites, opts.triggers ? { triggers: opts.triggers } : {});
+  const suites: Suite[] = await resolveSuites(opts.suites, { ...(opts.triggers ? { triggers: opts.triggers } : {}), ...(opts.tetragon ? { tetragon: opts.tetragon } : {}), ...(opts.tetragonArgs ? { tetragonArgs: opts.tetragonArgs } : {}) });
   const cells = await planCells(opts.matrix, opts.cells);
   const baseline: BaselineEntry[] = opts.baseline ? await loadBaseline(opts.baseline) : [];
   const { documents } = opts.policies.length

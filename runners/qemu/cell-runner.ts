@@ -35,11 +35,17 @@ export interface QemuCellOptions {
   onPhase?(phase: string, detail?: string): void;
 }
 
-/** Concatenated gzip'd cpio archives: the kernel unpacks them in order, the overlay last. */
+/**
+ * Concatenated cpio archives: the kernel unpacks them in order, the overlay last. It
+ * skips zero bytes between archives and takes a plain (uncompressed) archive only at a
+ * 4-byte aligned offset, so the base is padded to 4 bytes first.
+ */
 async function combineInitrd(base: string, overlay: string, out: string): Promise<void> {
   await copyFile(base, out);
   const handle = await open(out, 'a');
   try {
+    const { size } = await handle.stat();
+    if (size % 4) await handle.write(Buffer.alloc(4 - (size % 4)));
     await handle.write(await readFile(overlay));
   } finally {
     await handle.close();

@@ -2,31 +2,50 @@
 # wait until it has answered for every policy (no fixed sleep: poll the agent), read
 # each policy's load state, run the triggers, and send the events tied to a marker.
 _TS=unix:///var/run/tetragon/tetragon.sock
-mkdir -p /var/log/tetragon /var/run/tetragon /etc/tetragon/tetragon.tp.d
-cp /bpfgate/tetragon/policies/* /etc/tetragon/tetragon.tp.d/ 2>/dev/null
-_want=$(ls /etc/tetragon/tetragon.tp.d | wc -l)
+_tetra() { /usr/local/bin/tetra --server-address $_TS "$@"; }
+mkdir -p /var/log/tetragon /var/run/tetragon
+_want=$(ls /bpfgate/tetragon/policies | wc -l)
 read -r _t0 _ < /proc/uptime
-/usr/local/bin/tetragon --tracing-policy-dir /etc/tetragon/tetragon.tp.d > /run/tetragon.out 2>&1 &
+# Policies are added one by one over the agent's API, not from a policy directory: at
+# start-up one policy that fails to load stops the whole agent, and then no policy
+# has a state of its own.
+/usr/local/bin/tetragon $(cat /bpfgate/tetragon/args 2>/dev/null) > /run/tetragon.out 2>&1 &
 _agent=$!
 
-# Ready: the agent answers and lists every policy file in a settled state.
-_ready=0
+# Poll, never sleep blindly: ready when the agent answers, gone when its process is.
 _deadline=$(( ${_t0%.*} + ${BPFGATE_TETRAGON_WAIT:-150} ))
-while :; do
-	if tetra --server-address $_TS tracingpolicy list -o json > /tmp/tp.json 2>/tmp/tp.err; then
-		_n=$(grep -o '"state":"TP_STATE_[A-Z_]*"' /tmp/tp.json | grep -vc 'LOADING')
-		[ "$_n" -ge "$_want" ] && { _ready=1; break; }
-	fi
-	kill -0 $_agent 2>/dev/null || break
-	read -r _now _ < /proc/uptime
-	[ "${_now%.*}" -ge "$_deadline" ] && break
-	sleep 0.5
-done
+_bg_wait() {
+	while :; do
+		"$@" && return 0
+		kill -0 $_agent 2>/dev/null || return 1
+		read -r _now _ < /proc/uptime
+		[ "${_now%.*}" -ge "$_deadline" ] && return 1
+		sleep 0.3
+	done
+}
+_ready=0
+# `tetra status` can answer before the policy API listens: wait for the socket and a listing.
+_serving() { [ -S /var/run/tetragon/tetragon.sock ] && _tetra tracingpolicy list -o json > /dev/null 2>&1; }
+if _bg_wait _serving; then
+	: > /tmp/tp-add
+	for _f in /bpfgate/tetragon/policies/*; do
+		_out=$(_tetra tracingpolicy add "$_f" 2>&1)
+		echo "@@add ${_f##*/} rc=$? ${_out}" | tr '\n' ' ' >> /tmp/tp-add
+		echo >> /tmp/tp-add
+	done
+	_settled() {
+		_tetra tracingpolicy list -o json > /tmp/tp.json 2>/tmp/tp.err || return 1
+		! grep -q 'TP_STATE_LOADING' /tmp/tp.json
+	}
+	_bg_wait _settled && _ready=1
+fi
 read -r _t1 _ < /proc/uptime
 _alive=1; kill -0 $_agent 2>/dev/null || _alive=0
 emit tp-list "ready=$_ready alive=$_alive want=$_want started=$_t0 listed=$_t1" "$(cat /tmp/tp.json 2>/dev/null)
 @@stderr@@
-$(tail -c 2000 /tmp/tp.err 2>/dev/null)"
+$(tail -c 2000 /tmp/tp.err 2>/dev/null)
+@@add@@
+$(cat /tmp/tp-add 2>/dev/null)"
 
 if [ $_ready -eq 1 ]; then
 	BPFGATE_ARCH=$(uname -m); [ "$BPFGATE_ARCH" = aarch64 ] && BPFGATE_ARCH=arm64
@@ -36,7 +55,7 @@ if [ $_ready -eq 1 ]; then
 		export BPFGATE_MARKER="$_marker"
 		timeout 15 sh /bpfgate/triggers/$_seq.steps.sh < /dev/null > /dev/null 2>&1
 		timeout 15 sh /bpfgate/triggers/$_seq.cleanup.sh < /dev/null > /dev/null 2>&1
-	done < /bpfgate/triggers/list
+	done < /bpfgate/tetragon/triggers
 	# The export is written asynchronously: wait until it stops growing.
 	_last=-1
 	for _i in $(seq 1 40); do

@@ -1,0 +1,280 @@
+/**
+ * The tetragon-vm lane: the same guest as the kernel lane plus a Tetragon release
+ * bundle, started with every valid policy. It reads the agent's load state of
+ * each policy, runs the ATT&CK triggers, and asserts on the exported events tied
+ * to each trigger by its marker. An agent that starts and loads nothing (the 16K
+ * ring-buffer case) fails every policy with the agent's own error as evidence.
+ */
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import type { CheckResult } from '../../core/check.js';
+import { assetPath } from '../../core/assets.js';
+import type { Cell } from '../../matrix/cell.js';
+import type { GuestRecord } from '../../runners/qemu/protocol.js';
+import type { GuestOutcome } from '../../runners/qemu/vm.js';
+import { bundleFor, type TetragonBundle } from '../../runners/tetragon/bundle.js';
+import type { CellContext, CheckDraft, GuestFile, PlannedCheck, StaticSuite, VmSuite, VmSuiteSession } from '../suite.js';
+import type { ExpectedEvent, Trigger } from '../triggers/model.js';
+import { readExport, summarizeEvent, type TetragonEvent } from './events.js';
+import { agentErrors, loadVerdict, parsePolicyList, type PolicyLoadState } from './load-state.js';
+import { findMatch, functionNameMatches, markerOf } from './match.js';
+
+/** BPF objects built for kernels older than the oldest the catalogue boots stay out of the guest. */
+const OLD_KERNEL_OBJECT = /_v(310|53|511)\.o$/;
+
+function bundleFiles(bundle: TetragonBundle): GuestFile[] {
+  const out: GuestFile[] = [];
+  const walk = (dir: string) => {
+    for (const name of readdirSync(dir)) {
+      const path = join(dir, name);
+      const info = statSync(path);
+      if (info.isDirectory()) walk(path);
+      else if (!OLD_KERNEL_OBJECT.test(name)) out.push({ path: `/${relative(bundle.root, path)}`, from: path, mode: info.mode & 0o777 });
+    }
+  };
+  walk(join(bundle.root, 'usr'));
+  return out;
+}
+
+/** Does a loaded policy watch what this expectation is about? process_exec needs none. */
+function watched(expected: ExpectedEvent, hooks: Set<string>): boolean {
+  if (expected.type === 'process_exec') return true;
+  if (expected.type === 'process_tracepoint') return hooks.has(`tracepoint:${expected.subsys}/${expected.event}`);
+  const kind = expected.type === 'process_lsm' ? 'lsm' : 'kprobe';
+  return [...hooks].some((h) => h.startsWith(`${kind}:`) && functionNameMatches(expected.function_name, h.slice(kind.length + 1)));
+}
+
+class TetragonSession implements VmSuiteSession {
+  private readonly bundle: TetragonBundle | undefined;
+  private readonly policies;
+  private states: PolicyLoadState[] | undefined;
+  private events: TetragonEvent[] = [];
+  private agentLog = '';
+  private ready = false;
+  private readonly started = Date.now();
+
+  constructor(
+    private readonly ctx: CellContext,
+    private readonly triggers: Trigger[],
+    private readonly bundles: TetragonBundle[],
+    private readonly agentArgs: string[],
+  ) {
+    this.bundle = bundleFor(bundles, ctx.cell.arch);
+    this.policies = ctx.policies.filter((p) => (ctx.policyProblems.get(p) ?? []).length === 0);
+  }
+
+  private subject(p: (typeof this.policies)[number]): string {
+    return this.ctx.subjects.get(p) ?? p.name;
+  }
+
+  guestFiles(): GuestFile[] {
+    if (!this.bundle) return [];
+    const files: GuestFile[] = [
+      ...bundleFiles(this.bundle),
+      { path: '/bpfgate/steps/30-tetragon.sh', content: readFileSync(assetPath('suites', 'tetragon', 'guest', 'tetragon.sh')) },
+      { path: '/bpfgate/tetragon/markers', content: this.triggers.map((t) => t.marker).join('\n') + '\n' },
+      { path: '/bpfgate/tetragon/args', content: this.agentArgs.join(' ') + '\n' },
+      ...this.policies.map((p, i) => ({ path: `/bpfgate/tetragon/policies/${String(i).padStart(3, '0')}.yaml`, content: JSON.stringify(p.doc) })),
+    ];
+    const list: string[] = [];
+    this.triggers.forEach((t, i) => {
+      const n = String(100 + i);
+      list.push(`${n} ${t.id} ${t.marker}`);
+      files.push({ path: `/bpfgate/triggers/${n}.steps.sh`, content: t.steps }, { path: `/bpfgate/triggers/${n}.cleanup.sh`, content: t.cleanup });
+    });
+    // The policies suite may share the boot: its list keeps its own numbers; the agent step reads this one.
+    files.push({ path: '/bpfgate/tetragon/triggers', content: list.join('\n') + '\n' });
+    return files;
+  }
+
+  memoryMiB(): number {
+    return this.bundle ? 4096 : 0;
+  }
+
+  planned(): PlannedCheck[] {
+    if (!this.bundle) return this.policies.map((p) => ({ subject: this.subject(p), check: 'tetragon:load', source: p.source }));
+    return [
+      ...this.policies.map((p) => ({ subject: this.subject(p), check: 'tetragon:load', source: p.source })),
+      ...this.triggers.map((t) => ({ subject: t.id, check: 'tetragon:events', source: t.source })),
+    ];
+  }
+
+  onRecord(record: GuestRecord): CheckDraft[] {
+    if (record.type === 'tp-list') return this.loadChecks(record);
+    if (record.type === 'tetragon-events') {
+      this.events = readExport(record.body, `${this.ctx.cell.id}:tetragon.log`, { tolerant: true }).events;
+    }
+    if (record.type === 'agent-log') this.agentLog = record.body;
+    return [];
+  }
+
+  private loadChecks(record: GuestRecord): CheckDraft[] {
+    const [json = '', rest = ''] = record.body.split('\n@@stderr@@\n');
+    const [stderr = '', adds = ''] = rest.split('\n@@add@@\n');
+    // What `tetra tracingpolicy add` answered per file: the agent's own error when it refused one.
+    const addAnswers = new Map(
+      adds.split('\n').flatMap((l) => {
+        const m = l.match(/^@@add (\d+)\.yaml rc=(\d+) (.*)$/);
+        return m ? [[Number(m[1]), { rc: Number(m[2]), said: m[3]!.trim() }] as const] : [];
+      }),
+    );
+    this.ready = record.header.ready === '1';
+    try {
+      this.states = parsePolicyList(json);
+    } catch {
+      this.states = [];
+    }
+    const waited = Number(record.header.listed) - Number(record.header.started);
+    return this.policies.map((p, i) => {
+      const state = this.states?.find((s) => s.name === p.name && (s.namespace || undefined) === p.namespace);
+      const added = addAnswers.get(i);
+      const verdict = this.ready ? loadVerdict(state) : { status: 'fail' as const, reason: 'load-error' as const };
+      return {
+        subject: this.subject(p),
+        check: 'tetragon:load',
+        ...verdict,
+        evidence: {
+          agent: this.bundle?.version,
+          ready: this.ready,
+          waitedS: Number.isFinite(waited) ? waited : undefined,
+          ...(state ? { state: state.state, ...(state.error ? { error: state.error } : {}) } : { state: 'not listed by the agent' }),
+          ...(added && added.rc !== 0 ? { tetraAdd: added.said.slice(0, 1500) } : {}),
+          ...(this.ready ? {} : { agentAlive: record.header.alive === '1', tetra: stderr.trim().slice(-500) }),
+        },
+        durationMs: Date.now() - this.started,
+        source: p.source,
+      };
+    });
+  }
+
+  finish(outcome: GuestOutcome): CheckDraft[] {
+    if (!this.bundle) {
+      // Bundles were given, none for this arch: a clear error on every policy, not a quiet skip.
+      const have = this.bundles.map((b) => `${b.arch} (${b.source})`).join(', ');
+      return this.policies.map((p) => ({
+        subject: this.subject(p), check: 'tetragon:load', status: 'error' as const, reason: 'infra-tool-missing' as const,
+        evidence: { why: `no Tetragon bundle for ${this.ctx.cell.arch}: the bundles given are ${have}; add --tetragon tetragon-vX.Y.Z-${this.ctx.cell.arch === 'x86_64' ? 'amd64' : 'arm64'}.tar.gz` },
+        durationMs: 0, source: p.source,
+      }));
+    }
+    if (outcome.status !== 'done' || !this.states) return [];
+    const out: CheckDraft[] = [];
+    // An agent that never got ready: attach its own error lines to the load checks' story.
+    if (!this.ready) {
+      const errors = agentErrors(this.agentLog);
+      for (const t of this.triggers) {
+        out.push({ subject: t.id, check: 'tetragon:events', status: 'fail', reason: 'load-error', evidence: { why: 'the agent never listed the policies', agentErrors: errors }, durationMs: 0, source: t.source });
+      }
+      out.push({ subject: 'tetragon', check: 'tetragon:agent', status: 'fail', reason: 'load-error', evidence: { agentErrors: errors, logTail: this.agentLog.slice(-3000) }, durationMs: 0 });
+      return out;
+    }
+    const enabled = new Set(this.states.filter((s) => s.state === 'TP_STATE_ENABLED').map((s) => s.name));
+    const hooks = new Set(this.policies.filter((p) => enabled.has(p.name)).flatMap((p) => p.hooks.map((h) => `${h.kind === 'rawtp' ? 'tracepoint' : h.kind}:${h.kind === 'kprobe' ? (h.symbols[this.ctx.cell.arch] ?? h.name) : h.name}`)));
+    const markers = this.triggers.map((t) => t.marker);
+    const byMarker = new Map<string, TetragonEvent[]>();
+    for (const e of this.events) {
+      const m = markerOf(e, markers);
+      if (m) byMarker.set(m, [...(byMarker.get(m) ?? []), e]);
+    }
+    for (const t of this.triggers) {
+      const mine = byMarker.get(t.marker) ?? [];
+      const applicable = t.expect.filter((x) => watched(x, hooks));
+      const base = { subject: t.id, check: 'tetragon:events', durationMs: 0, source: t.source };
+      if (applicable.length === 0) {
+        out.push({ ...base, status: 'skip', reason: 'untested', evidence: { why: 'no enabled policy watches what this trigger expects', events: mine.length } });
+        continue;
+      }
+      if (mine.length === 0) {
+        out.push({ ...base, status: 'fail', reason: 'no-events', evidence: { expected: applicable, why: `no exported event carries ${t.marker}` } });
+        continue;
+      }
+      const misses = applicable.map((x) => ({ x, m: findMatch(x, mine) })).filter(({ m }) => !('matched' in m));
+      if (misses.length === 0) {
+        out.push({ ...base, status: 'pass', reason: null, evidence: { matched: applicable.length, events: mine.length, sample: mine.slice(0, 3).map(summarizeEvent) } });
+      } else {
+        out.push({
+          ...base,
+          status: 'fail',
+          reason: 'event-mismatch',
+          evidence: {
+            unmatched: misses.map(({ x, m }) => ({ expected: x, ...('nearest' in m ? { nearest: summarizeEvent(m.nearest), differences: m.differences } : { nearest: null }) })),
+            events: mine.length,
+          },
+        });
+      }
+    }
+    // Which policies produced events for the triggers: the agent's runtime evidence.
+    for (const p of this.policies) {
+      const produced = this.events.filter((e) => e.policy_name === p.name);
+      if (!enabled.has(p.name)) continue;
+      out.push({
+        subject: this.subject(p),
+        check: 'tetragon:fired',
+        status: produced.length ? 'pass' : 'skip',
+        reason: produced.length ? null : 'untested',
+        evidence: produced.length ? { events: produced.length, sample: produced.slice(0, 3).map(summarizeEvent) } : { why: 'no trigger event came through this policy (selectors may filter the triggers out)' },
+        durationMs: 0,
+        source: p.source,
+      });
+    }
+    return out;
+  }
+}
+
+/**
+ * Prediction against reality: where both lanes ran on a cell, every policy whose
+ * kernel-lane verdict and Tetragon load state disagree. That is where either
+ * bpfgate or Tetragon is wrong.
+ */
+export function comparePrediction(cell: Cell, results: CheckResult[]): CheckDraft[] {
+  const mine = results.filter((r) => r.cell === cell.id);
+  const out: CheckDraft[] = [];
+  for (const load of mine.filter((r) => r.check === 'tetragon:load')) {
+    const kernel = mine.find((r) => r.subject === load.subject && r.check === 'hooks');
+    if (!kernel) continue;
+    const kernelSaysWorks = kernel.status === 'pass' || kernel.reason === 'untested' || kernel.reason === 'not-fired';
+    const agentLoaded = load.status === 'pass';
+    // lsm-inactive policies load fine and never fire: the agent loading them agrees with the kernel lane.
+    const kernelSaysLoads = kernelSaysWorks || kernel.reason === 'lsm-inactive';
+    const agree = kernelSaysLoads === agentLoaded;
+    out.push({
+      subject: load.subject,
+      check: 'prediction',
+      status: agree ? 'pass' : 'fail',
+      reason: agree ? null : (agentLoaded ? kernel.reason : load.reason),
+      evidence: { kernelLane: { status: kernel.status, reason: kernel.reason }, tetragon: { status: load.status, reason: load.reason, ...load.evidence } },
+      durationMs: 0,
+      ...(load.source ? { source: load.source } : {}),
+    });
+  }
+  return out;
+}
+
+export function tetragonSuite(triggers: Trigger[], bundles: TetragonBundle[], agentArgs: string[] = []): VmSuite {
+  return {
+    kind: 'vm',
+    name: 'tetragon',
+    lane: 'tetragon-vm',
+    // Agent start and policy loads are slow under TCG; then every trigger once.
+    budgetMs: 180_000 + triggers.length * 2_000,
+    session: (ctx) => new TetragonSession(ctx, triggers, bundles, agentArgs),
+    derive: comparePrediction,
+  };
+}
+
+/** With no bundle at all the lane does not boot anything: each policy is a skip that says how to run it. */
+export const tetragonNotConfigured: StaticSuite = {
+  kind: 'static',
+  name: 'tetragon',
+  lane: 'tetragon-vm',
+  run: (ctx) =>
+    ctx.policies.map((p) => ({
+      subject: ctx.subjects.get(p) ?? p.name,
+      check: 'tetragon:load',
+      status: 'skip',
+      reason: null,
+      evidence: { why: 'no Tetragon bundle given: pass --tetragon with a release tarball (tetragon-vX.Y.Z-amd64.tar.gz / -arm64), its directory, or a URL' },
+      durationMs: 0,
+      source: p.source,
+    })),
+};
