@@ -1,0 +1,48 @@
+/**
+ * The tetragon-vm lane. Without a bundle its checks are skips that say so and the
+ * rest of the run is untouched. With a real Tetragon release bundle (set
+ * BPFGATE_TETRAGON_BUNDLE to a tetragon-vX.Y.Z-amd64 tarball or directory) the agent
+ * runs in an x86_64 guest and the events of real triggers are asserted.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { bpfgate, readResults, tempOut } from '../support/cli.js';
+import { CRD_DIR, EXAMPLES, PROJECT_ROOT } from '../support/shared.js';
+
+const BUNDLE = process.env.BPFGATE_TETRAGON_BUNDLE;
+const CATALOGUE = join(PROJECT_ROOT, 'suites', 'triggers', 'catalogue');
+
+describe('the tetragon-vm lane', () => {
+  it('skips every policy with the reason when no bundle is given, and runs the other suites', async () => {
+    const out = tempOut('tetragon-none');
+    await bpfgate(['run', '--suite', 'static,tetragon', '--schema', CRD_DIR, '--policies', join(EXAMPLES, 'lsm_file_open.yaml'), '--cells', 'x86_64-6.12', '--out', out]);
+    const results = readResults(out);
+    const tetragon = results.filter((r) => r.lane === 'tetragon-vm');
+    expect(tetragon).toHaveLength(1);
+    expect(tetragon[0]).toMatchObject({ subject: 'lsm-file-open', status: 'skip' });
+    expect(String(tetragon[0]!.evidence.why)).toContain('--tetragon');
+    expect(results.find((r) => r.check === 'schema')?.status).toBe('pass');
+  });
+
+  it.skipIf(!BUNDLE || !existsSync(BUNDLE))(
+    'loads policies into a real agent and asserts the events of the triggers (needs BPFGATE_TETRAGON_BUNDLE)',
+    async () => {
+      const out = tempOut('tetragon');
+      await bpfgate([
+        'run', '--suite', 'tetragon', '--tetragon', BUNDLE!, '--tetragon-args', '--disable-kprobe-multi', '--cells', 'x86_64-6.12',
+        '--schema', CRD_DIR, '--policies', ['lsm_file_open.yaml', 'tcp-connect.yaml'].map((f) => join(EXAMPLES, f)).join(','),
+        '--triggers', ['t1003-008-etc-passwd-and-shadow', 't1046-network-service-discovery'].map((t) => join(CATALOGUE, `${t}.yaml`)).join(','),
+        '--out', out,
+      ]);
+      const results = readResults(out);
+      const check = (subject: string, name: string) => results.find((r) => r.subject === subject && r.check === name);
+      expect(check('lsm-file-open', 'tetragon:load')).toMatchObject({ status: 'pass', evidence: { state: 'TP_STATE_ENABLED' } });
+      expect(check('connect', 'tetragon:load')?.status).toBe('pass');
+      expect(check('t1003-008-etc-passwd-and-shadow', 'tetragon:events')?.status).toBe('pass');
+      expect(check('t1046-network-service-discovery', 'tetragon:events')?.status).toBe('pass');
+      expect(JSON.stringify(check('connect', 'tetragon:fired')?.evidence)).toContain('tcp_connect');
+    },
+    600_000,
+  );
+});
