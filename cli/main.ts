@@ -9,6 +9,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { BpfgateError } from '../core/errors.js';
 import type { Arch } from '../matrix/cell.js';
 import { loadConfig, type ConfigFile } from './config.js';
+import { baselineCommand } from './commands/baseline.js';
 import { kernelsCommand } from './commands/kernels.js';
 import { lintCommand } from './commands/lint.js';
 import { reproCommand } from './commands/repro.js';
@@ -100,6 +101,14 @@ program
   .addOption(new Option('--format <format>', 'table format').choices(['md', 'html', 'json']).default('md'))
   .action(async (o: { from: string; format: string }) => {
     exitCode = await tableCommand(o);
+  });
+
+program
+  .command('baseline')
+  .description('write the failures of a results directory as a baseline file (YAML on stdout)')
+  .requiredOption('--from <dir>', 'results directory (or its results.jsonl)')
+  .action(async (o: { from: string }) => {
+    exitCode = await baselineCommand(o);
   });
 
 const kernels = program.command('kernels').description('the kernel catalogue, its cache, and a lock file of resolved versions');
