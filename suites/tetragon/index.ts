@@ -19,6 +19,9 @@ import { readExport, summarizeEvent, type TetragonEvent } from './events.js';
 import { agentErrors, loadVerdict, parsePolicyList, type PolicyLoadState } from './load-state.js';
 import { findMatch, functionNameMatches, markerOf } from './match.js';
 
+/** Guest seconds, from the agent's start, for loading policies; the verifier is slow under TCG. */
+const LOAD_BUDGET_MS = 200_000;
+
 /** BPF objects built for kernels older than the oldest the catalogue boots stay out of the guest. */
 const OLD_KERNEL_OBJECT = /_v(310|53|511)\.o$/;
 
@@ -74,6 +77,7 @@ class TetragonSession implements VmSuiteSession {
       { path: '/bpfgate/steps/30-tetragon.sh', content: readFileSync(assetPath('suites', 'tetragon', 'guest', 'tetragon.sh')) },
       { path: '/bpfgate/tetragon/markers', content: this.triggers.map((t) => t.marker).join('\n') + '\n' },
       { path: '/bpfgate/tetragon/args', content: this.agentArgs.join(' ') + '\n' },
+      { path: '/bpfgate/tetragon/env', content: `BPFGATE_TETRAGON_LOAD_BUDGET=${Math.round(LOAD_BUDGET_MS / 1000)}\n` },
       ...this.policies.map((p, i) => ({ path: `/bpfgate/tetragon/policies/${String(i).padStart(3, '0')}.yaml`, content: JSON.stringify(p.doc) })),
     ];
     const list: string[] = [];
@@ -100,6 +104,7 @@ class TetragonSession implements VmSuiteSession {
   }
 
   onRecord(record: GuestRecord): CheckDraft[] {
+    if (record.type === 'tp-add') return this.addCheck(record);
     if (record.type === 'tp-list') return this.loadChecks(record);
     if (record.type === 'tetragon-events') {
       this.events = readExport(record.body, `${this.ctx.cell.id}:tetragon.log`, { tolerant: true }).events;
@@ -108,16 +113,26 @@ class TetragonSession implements VmSuiteSession {
     return [];
   }
 
+  /**
+   * One `tetra tracingpolicy add` answered. A refusal is final at once; a success waits for
+   * the agent's listing (which tells enabled from partially enabled); a policy the load
+   * budget left out is charged to the infrastructure, not to the policy.
+   */
+  private addCheck(record: GuestRecord): CheckDraft[] {
+    const index = Number(record.header.file?.replace(/\.yaml$/, ''));
+    const policy = this.policies[index];
+    if (!policy || record.header.rc === '0') return [];
+    const base = { subject: this.subject(policy), check: 'tetragon:load', durationMs: Date.now() - this.started, source: policy.source };
+    if (record.header.rc === 'budget') {
+      return [{ ...base, status: 'error', reason: 'infra-boot-timeout', evidence: { why: `not added: the load budget ran out at ${record.header.up} s of guest uptime`, agent: this.bundle?.version } }];
+    }
+    return [{ ...base, status: 'fail', reason: 'load-error', evidence: { agent: this.bundle?.version, tetraAdd: record.body.trim().slice(0, 2000), at: record.header.up } }];
+  }
+
   private loadChecks(record: GuestRecord): CheckDraft[] {
     const [json = '', rest = ''] = record.body.split('\n@@stderr@@\n');
-    const [stderr = '', adds = ''] = rest.split('\n@@add@@\n');
-    // What `tetra tracingpolicy add` answered per file: the agent's own error when it refused one.
-    const addAnswers = new Map(
-      adds.split('\n').flatMap((l) => {
-        const m = l.match(/^@@add (\d+)\.yaml rc=(\d+) (.*)$/);
-        return m ? [[Number(m[1]), { rc: Number(m[2]), said: m[3]!.trim() }] as const] : [];
-      }),
-    );
+    const [stderr = '', agentTail = ''] = rest.split('\n@@agent@@\n');
+    if (agentTail.trim()) this.agentLog = agentTail;
     this.ready = record.header.ready === '1';
     try {
       this.states = parsePolicyList(json);
@@ -125,9 +140,8 @@ class TetragonSession implements VmSuiteSession {
       this.states = [];
     }
     const waited = Number(record.header.listed) - Number(record.header.started);
-    return this.policies.map((p, i) => {
+    return this.policies.map((p) => {
       const state = this.states?.find((s) => s.name === p.name && (s.namespace || undefined) === p.namespace);
-      const added = addAnswers.get(i);
       const verdict = this.ready ? loadVerdict(state) : { status: 'fail' as const, reason: 'load-error' as const };
       return {
         subject: this.subject(p),
@@ -138,8 +152,7 @@ class TetragonSession implements VmSuiteSession {
           ready: this.ready,
           waitedS: Number.isFinite(waited) ? waited : undefined,
           ...(state ? { state: state.state, ...(state.error ? { error: state.error } : {}) } : { state: 'not listed by the agent' }),
-          ...(added && added.rc !== 0 ? { tetraAdd: added.said.slice(0, 1500) } : {}),
-          ...(this.ready ? {} : { agentAlive: record.header.alive === '1', tetra: stderr.trim().slice(-500) }),
+          ...(this.ready ? {} : { agentAlive: record.header.alive === '1', tetra: stderr.trim().slice(-500), agentErrors: agentErrors(this.agentLog) }),
         },
         durationMs: Date.now() - this.started,
         source: p.source,
@@ -256,7 +269,7 @@ export function tetragonSuite(triggers: Trigger[], bundles: TetragonBundle[], ag
     name: 'tetragon',
     lane: 'tetragon-vm',
     // Agent start and policy loads are slow under TCG; then every trigger once.
-    budgetMs: 180_000 + triggers.length * 2_000,
+    budgetMs: LOAD_BUDGET_MS + 60_000 + triggers.length * 2_500,
     session: (ctx) => new TetragonSession(ctx, triggers, bundles, agentArgs),
     derive: comparePrediction,
   };

@@ -7,12 +7,10 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { CheckResult } from '../../core/check.js';
 import { bpfgate, readResults, tempOut } from '../support/cli.js';
+import { DEFAULT_CELL_IDS } from '../support/design.js';
 import { CORPUS, CRD_DIR, EXAMPLES, EXTRA } from '../support/shared.js';
 
-const DEFAULT_CELLS = [
-  'x86_64-6.1', 'x86_64-6.12', 'arm64-4k-6.1', 'arm64-4k-6.12', 'arm64-16k-6.12',
-  'x86_64-6.1+nobpflsm', 'x86_64-6.12+nobpflsm', 'arm64-4k-6.1+nobpflsm', 'arm64-4k-6.12+nobpflsm', 'arm64-16k-6.12+nobpflsm',
-];
+const DEFAULT_CELLS = [...DEFAULT_CELL_IDS];
 
 describe('bpfgate lint on the real corpus', () => {
   it('accepts all 71 example policies against the real CRD', async () => {

@@ -10,20 +10,10 @@ import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { LineCounter, isMap, isSeq, parseAllDocuments, type Node } from 'yaml';
 import type { CheckResult } from '../../core/check.js';
+import { DEFAULT_CELL_IDS } from './design.js';
 import { EXAMPLES, EXTRA } from './shared.js';
 
-export const DEFAULT_CELL_IDS = [
-  'x86_64-6.1',
-  'x86_64-6.12',
-  'arm64-4k-6.1',
-  'arm64-4k-6.12',
-  'arm64-16k-6.12',
-  'x86_64-6.1+nobpflsm',
-  'x86_64-6.12+nobpflsm',
-  'arm64-4k-6.1+nobpflsm',
-  'arm64-4k-6.12+nobpflsm',
-  'arm64-16k-6.12+nobpflsm',
-] as const;
+export { DEFAULT_CELL_IDS };
 
 export interface CorpusHook {
   /** `kprobe:tcp_connect`, `tracepoint:syscalls/sys_enter_write`, `lsm:file_open`, `uprobe:/bin/bash`. */

@@ -8,6 +8,7 @@ import { cellId, parseCellId } from '../../matrix/cell-id.js';
 import { loadDefaultMatrix } from '../../matrix/default.js';
 import { loadMatrix } from '../../matrix/load.js';
 import { selectCells } from '../../matrix/select.js';
+import { DEFAULT_CELL_IDS } from '../support/design.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'bpfgate-matrix-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -33,18 +34,7 @@ async function loadError(text: string): Promise<InputError> {
   return input;
 }
 
-const DESIGN_IDS = [
-  'x86_64-6.1',
-  'x86_64-6.12',
-  'arm64-4k-6.1',
-  'arm64-4k-6.12',
-  'arm64-16k-6.12',
-  'x86_64-6.1+nobpflsm',
-  'x86_64-6.12+nobpflsm',
-  'arm64-4k-6.1+nobpflsm',
-  'arm64-4k-6.12+nobpflsm',
-  'arm64-16k-6.12+nobpflsm',
-];
+const DESIGN_IDS = [...DEFAULT_CELL_IDS];
 
 describe('the default matrix', () => {
   it('gives the ten cell ids of the design table, in its order', async () => {

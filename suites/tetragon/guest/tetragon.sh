@@ -9,6 +9,7 @@ read -r _t0 _ < /proc/uptime
 # Policies are added one by one over the agent's API, not from a policy directory: at
 # start-up one policy that fails to load stops the whole agent, and then no policy
 # has a state of its own.
+[ -f /bpfgate/tetragon/env ] && . /bpfgate/tetragon/env
 /usr/local/bin/tetragon $(cat /bpfgate/tetragon/args 2>/dev/null) > /run/tetragon.out 2>&1 &
 _agent=$!
 
@@ -27,16 +28,25 @@ _ready=0
 # `tetra status` can answer before the policy API listens: wait for the socket and a listing.
 _serving() { [ -S /var/run/tetragon/tetragon.sock ] && _tetra tracingpolicy list -o json > /dev/null 2>&1; }
 if _bg_wait _serving; then
-	: > /tmp/tp-add
+	# Each add is reported as it finishes (a refused policy is on disk at once); past the
+	# load budget the rest are reported as not added rather than lost to the cell timeout.
+	_budget=$(( ${_t0%.*} + ${BPFGATE_TETRAGON_LOAD_BUDGET:-200} ))
 	for _f in /bpfgate/tetragon/policies/*; do
+		read -r _now _ < /proc/uptime
+		if [ "${_now%.*}" -ge "$_budget" ]; then
+			emit tp-add "file=${_f##*/} rc=budget up=$_now" ""
+			continue
+		fi
 		_out=$(_tetra tracingpolicy add "$_f" 2>&1)
-		echo "@@add ${_f##*/} rc=$? ${_out}" | tr '\n' ' ' >> /tmp/tp-add
-		echo >> /tmp/tp-add
+		_rc=$?
+		read -r _now _ < /proc/uptime
+		emit tp-add "file=${_f##*/} rc=$_rc up=$_now" "$_out"
 	done
 	_settled() {
 		_tetra tracingpolicy list -o json > /tmp/tp.json 2>/tmp/tp.err || return 1
 		! grep -q 'TP_STATE_LOADING' /tmp/tp.json
 	}
+	_deadline=$(( ${_now%.*} + 60 ))
 	_bg_wait _settled && _ready=1
 fi
 read -r _t1 _ < /proc/uptime
@@ -44,8 +54,8 @@ _alive=1; kill -0 $_agent 2>/dev/null || _alive=0
 emit tp-list "ready=$_ready alive=$_alive want=$_want started=$_t0 listed=$_t1" "$(cat /tmp/tp.json 2>/dev/null)
 @@stderr@@
 $(tail -c 2000 /tmp/tp.err 2>/dev/null)
-@@add@@
-$(cat /tmp/tp-add 2>/dev/null)"
+@@agent@@
+$([ $_ready -eq 1 ] || tail -c 3000 /run/tetragon.out)"
 
 if [ $_ready -eq 1 ]; then
 	BPFGATE_ARCH=$(uname -m); [ "$BPFGATE_ARCH" = aarch64 ] && BPFGATE_ARCH=arm64
