@@ -31,22 +31,25 @@ _bg_hists=$(while read -r _n _ev; do [ -f "$_T/events/$_ev/hist" ] && printf '%s
 : > /tmp/bg-prev
 _bg_counters() {
 	awk -v PREV=/tmp/bg-prev -v TPS=$_P/tracepoints -f $_P/counters.awk /tmp/bg-prev $_P/tracepoints $_T/kprobe_profile $_bg_hists
-	mv /tmp/bg-prev.new /tmp/bg-prev
 }
 
 BPFGATE_ARCH=$(uname -m); [ "$BPFGATE_ARCH" = aarch64 ] && BPFGATE_ARCH=arm64
 export BPFGATE_ARCH
 read -r _up _ < /proc/uptime
 emit counters "phase=base up=$_up" "$(_bg_counters)"
+# Read past that report: its console write belongs to no trigger (the first null run included).
+_bg_counters > /dev/null
 while read -r _seq _id _marker; do
 	[ -n "$_seq" ] || continue
 	export BPFGATE_MARKER="$_marker"
 	_out=$(timeout 10 sh /bpfgate/triggers/$_seq.steps.sh < /dev/null 2>&1)
 	_rc=$?
 	read -r _up _ < /proc/uptime
+	# The steps' output travels only when they failed: bytes on the console are slow.
+	_tail=; [ $_rc -eq 0 ] || _tail=$(printf '%s' "$_out" | tail -c 600)
 	emit counters "phase=after trigger=$_id rc=$_rc up=$_up" "$(_bg_counters)
 @@output@@
-$(printf '%s' "$_out" | tail -c 600)"
+$_tail"
 	timeout 10 sh /bpfgate/triggers/$_seq.cleanup.sh < /dev/null > /dev/null 2>&1
 	# Read past the cleanup without reporting it: its hits belong to no trigger.
 	_bg_counters > /dev/null
