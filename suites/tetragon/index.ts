@@ -13,6 +13,7 @@ import type { Cell } from '../../matrix/cell.js';
 import type { GuestRecord } from '../../runners/qemu/protocol.js';
 import type { GuestOutcome } from '../../runners/qemu/vm.js';
 import { bundleFor, type TetragonBundle } from '../../runners/tetragon/bundle.js';
+import type { Policy } from '../../policy/model.js';
 import type { CellContext, CheckDraft, GuestFile, PlannedCheck, StaticSuite, VmSuite, VmSuiteSession } from '../suite.js';
 import type { ExpectedEvent, Trigger } from '../triggers/model.js';
 import { readExport, summarizeEvent, type TetragonEvent } from './events.js';
@@ -39,7 +40,34 @@ function bundleFiles(bundle: TetragonBundle): GuestFile[] {
   return out;
 }
 
-/** Does a loaded policy watch what this expectation is about? process_exec needs none. */
+/** The hook's own spec entry (`spec.kprobes[3]`), read from its JSON path. */
+function hookSpec(doc: Record<string, unknown>, path: string | undefined): Record<string, unknown> | undefined {
+  if (!path) return undefined;
+  let node: unknown = doc;
+  for (const part of path.replace(/\[(\d+)\]/g, '.$1').split('.').slice(0, -1)) {
+    node = (node as Record<string, unknown> | undefined)?.[part];
+  }
+  return node && typeof node === 'object' ? (node as Record<string, unknown>) : undefined;
+}
+
+/**
+ * Hooks of enabled policies that export every hit: no selectors that could filter a
+ * trigger out. Only they owe an event; a filtered hook may rightly stay silent.
+ */
+function unfilteredHooks(policies: Policy[], enabled: Set<string>, arch: Cell['arch']): Set<string> {
+  const out = new Set<string>();
+  for (const p of policies.filter((x) => enabled.has(x.name))) {
+    for (const h of p.hooks) {
+      const selectors = hookSpec(p.doc, h.path)?.selectors;
+      if (Array.isArray(selectors) && selectors.length > 0) continue;
+      const kind = h.kind === 'rawtp' ? 'tracepoint' : h.kind;
+      out.add(`${kind}:${h.kind === 'kprobe' ? (h.symbols[arch] ?? h.name) : h.name}`);
+    }
+  }
+  return out;
+}
+
+/** Does an enabled, unfiltered hook watch what this expectation is about? process_exec needs none. */
 function watched(expected: ExpectedEvent, hooks: Set<string>): boolean {
   if (expected.type === 'process_exec') return true;
   if (expected.type === 'process_tracepoint') return hooks.has(`tracepoint:${expected.subsys}/${expected.event}`);
@@ -182,7 +210,7 @@ class TetragonSession implements VmSuiteSession {
       return out;
     }
     const enabled = new Set(this.states.filter((s) => s.state === 'TP_STATE_ENABLED').map((s) => s.name));
-    const hooks = new Set(this.policies.filter((p) => enabled.has(p.name)).flatMap((p) => p.hooks.map((h) => `${h.kind === 'rawtp' ? 'tracepoint' : h.kind}:${h.kind === 'kprobe' ? (h.symbols[this.ctx.cell.arch] ?? h.name) : h.name}`)));
+    const hooks = unfilteredHooks(this.policies, enabled, this.ctx.cell.arch);
     const markers = this.triggers.map((t) => t.marker);
     const byMarker = new Map<string, TetragonEvent[]>();
     for (const e of this.events) {
@@ -194,7 +222,7 @@ class TetragonSession implements VmSuiteSession {
       const applicable = t.expect.filter((x) => watched(x, hooks));
       const base = { subject: t.id, check: 'tetragon:events', durationMs: 0, source: t.source };
       if (applicable.length === 0) {
-        out.push({ ...base, status: 'skip', reason: 'untested', evidence: { why: 'no enabled policy watches what this trigger expects', events: mine.length } });
+        out.push({ ...base, status: 'skip', reason: 'untested', evidence: { why: 'no enabled policy hooks what this trigger expects without selectors that may filter it out', events: mine.length } });
         continue;
       }
       if (mine.length === 0) {

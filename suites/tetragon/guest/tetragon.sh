@@ -2,7 +2,8 @@
 # wait until it has answered for every policy (no fixed sleep: poll the agent), read
 # each policy's load state, run the triggers, and send the events tied to a marker.
 _TS=unix:///var/run/tetragon/tetragon.sock
-_tetra() { /usr/local/bin/tetra --server-address $_TS "$@"; }
+# tetra gives up on a request after 10 s by default; a policy load under TCG takes longer.
+_tetra() { /usr/local/bin/tetra --server-address $_TS --timeout 300s "$@"; }
 mkdir -p /var/log/tetragon /var/run/tetragon
 _want=$(ls /bpfgate/tetragon/policies | wc -l)
 read -r _t0 _ < /proc/uptime
