@@ -36,7 +36,7 @@ async function cellRun(label: string, docs: typeof valid) {
   const { stats, result } = await measure(async () => {
     using store = ResultStore.open(out);
     const bus = new EventBus().on(store.listener);
-    return runMatrix({ cells, suites: [suite], documents: docs, outDir: out, store, bus, jobs: 1 });
+    return await runMatrix({ cells, suites: [suite], documents: docs, outDir: out, store, bus, jobs: 1 });
   });
   hooks = new Set(docs.flatMap((d) => d.policy!.hooks.map((h) => h.id))).size;
   const errors = result.filter((r) => r.status === 'error').length;

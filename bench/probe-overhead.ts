@@ -58,7 +58,7 @@ const probe = await measure(async () => {
     if (e.type === 'cell-end') cellWall.set(e.cell, e.durationMs);
     if (e.type === 'check' && e.result.check === 'boot') guestWall.set(e.result.cell, Number(e.result.evidence.wallMs));
   });
-  return runMatrix({ cells, suites: [probeSuite], documents: [], outDir: out, store, bus, jobs });
+  return await runMatrix({ cells, suites: [probeSuite], documents: [], outDir: out, store, bus, jobs });
 });
 const errors = probe.result.filter((r) => r.status === 'error');
 if (errors.length) throw new Error(`the probe run had ${errors.length} errors, e.g. ${JSON.stringify(errors[0])}`);
