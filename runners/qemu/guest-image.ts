@@ -28,7 +28,7 @@ import { assertToolOk, privateApt, runHostTool, type PrivateApt, type ResolvedPa
 import { packDirectory, stagedEntries } from './cpio.js';
 
 /** Bump when the way an image is assembled changes, so cached images are rebuilt. */
-export const GUEST_IMAGE_LAYOUT_VERSION = 1;
+export const GUEST_IMAGE_LAYOUT_VERSION = 2;
 
 /** A file taken from a package: its path inside the package -> its path in the guest. */
 export interface GuestFileTake {
@@ -439,7 +439,9 @@ export async function compileBpfObjects(bpfDir: string, outDir: string, arch: Ar
   const objects: string[] = [];
   for (const src of sources) {
     const obj = src.replace(/\.c$/, '.o');
-    const args = ['-O2', '-g', '-target', 'bpf', `-D__TARGET_ARCH_${BPF_TARGET_ARCH[arch]}`, ...(include ? [`-I${include}`] : []), `-I${bpfDir}`,
+    // The prefix maps keep the checkout's path out of the DWARF: the same sources give the
+    // same object bytes wherever the project lives (the image cache key assumes it).
+    const args = ['-O2', '-g', `-ffile-prefix-map=${bpfDir}=guest/bpf`, '-fdebug-compilation-dir=.', '-target', 'bpf', `-D__TARGET_ARCH_${BPF_TARGET_ARCH[arch]}`, ...(include ? [`-I${include}`] : []), `-I${bpfDir}`,
       '-c', join(bpfDir, src), '-o', join(outDir, obj)];
     const r = await runHostTool('clang', args, { providedBy: 'clang' });
     if (r.exitCode !== 0) {
