@@ -8,6 +8,7 @@
 import type { CheckDraft } from '../suite.js';
 import type { Reason } from '../../core/reasons.js';
 import type { Hook, Policy } from '../../policy/model.js';
+import { ignoresMissingCall } from '../../policy/spec.js';
 import type { Target, TargetPlan, Untargeted } from './targets.js';
 
 /** What the same boot's probe step measured about the features policies lean on. */
@@ -81,7 +82,12 @@ export function judgePolicy(policy: Policy, subject: string, m: Measurements): C
     source: hook?.source ?? policy.source,
   });
 
-  const refusedOf = (kinds: Hook['kind'][]) => reports.find((r) => r.refused && kinds.includes(hookOf(r)?.kind ?? 'usdt'));
+  // A call the policy tells the agent to skip where it is missing (ignore.callNotFound) is no failure.
+  const refusedOf = (kinds: Hook['kind'][]) =>
+    reports.find((r) => {
+      const hook = hookOf(r);
+      return r.refused && kinds.includes(hook?.kind ?? 'usdt') && !(hook && hook.kind === 'kprobe' && ignoresMissingCall(policy, hook));
+    });
   const kprobeRefused = refusedOf(['kprobe']);
   if (kprobeRefused) return fail('symbol-missing', hookOf(kprobeRefused), { missing: kprobeRefused.target, kernelSays: kprobeRefused.refused });
   const tpRefused = refusedOf(['tracepoint', 'rawtp']);

@@ -14,6 +14,7 @@ import type { GuestRecord } from '../../runners/qemu/protocol.js';
 import type { GuestOutcome } from '../../runners/qemu/vm.js';
 import { bundleFor, type TetragonBundle } from '../../runners/tetragon/bundle.js';
 import type { Policy } from '../../policy/model.js';
+import { hookSpec } from '../../policy/spec.js';
 import type { CellContext, CheckDraft, GuestFile, PlannedCheck, StaticSuite, VmSuite, VmSuiteSession } from '../suite.js';
 import type { ExpectedEvent, Trigger } from '../triggers/model.js';
 import { readExport, summarizeEvent, type TetragonEvent } from './events.js';
@@ -40,16 +41,6 @@ function bundleFiles(bundle: TetragonBundle): GuestFile[] {
   return out;
 }
 
-/** The hook's own spec entry (`spec.kprobes[3]`), read from its JSON path. */
-function hookSpec(doc: Record<string, unknown>, path: string | undefined): Record<string, unknown> | undefined {
-  if (!path) return undefined;
-  let node: unknown = doc;
-  for (const part of path.replace(/\[(\d+)\]/g, '.$1').split('.').slice(0, -1)) {
-    node = (node as Record<string, unknown> | undefined)?.[part];
-  }
-  return node && typeof node === 'object' ? (node as Record<string, unknown>) : undefined;
-}
-
 /**
  * Hooks of enabled policies that export every hit: no selectors that could filter a
  * trigger out. Only they owe an event; a filtered hook may rightly stay silent.
@@ -58,7 +49,7 @@ function unfilteredHooks(policies: Policy[], enabled: Set<string>, arch: Cell['a
   const out = new Set<string>();
   for (const p of policies.filter((x) => enabled.has(x.name))) {
     for (const h of p.hooks) {
-      const selectors = hookSpec(p.doc, h.path)?.selectors;
+      const selectors = hookSpec(p, h)?.selectors;
       if (Array.isArray(selectors) && selectors.length > 0) continue;
       const kind = h.kind === 'rawtp' ? 'tracepoint' : h.kind;
       out.add(`${kind}:${h.kind === 'kprobe' ? (h.symbols[arch] ?? h.name) : h.name}`);

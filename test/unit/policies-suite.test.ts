@@ -145,3 +145,20 @@ describe('the verdict of a policy on a cell', () => {
     expect(v).toMatchObject({ status: 'fail', reason: 'override-unsupported' });
   });
 });
+
+describe('hooks the policy lets the agent skip', () => {
+  it('does not fail a policy on a missing call it marks ignore.callNotFound', () => {
+    const p = byFile('tetragon-examples/bpf.yaml');
+    const plan = planTargets([p], [], 'x86_64');
+    const nameOf = (what: string) => plan.targets.find((t) => t.what === what)!.name;
+    const v = judgePolicy(p, p.name, {
+      plan,
+      refused: new Map([[nameOf('security_bpf_map_alloc'), 'No such file or directory']]),
+      firing: new Map([['t1014-rootkit', new Map([[nameOf('bpf_check'), 7]])]]),
+      hinted: new Map(),
+      features: { lsmActive: true, trampolines: true, overrideReturn: false, fmodRet: true },
+    });
+    expect(v.status).toBe('pass');
+    expect(JSON.stringify(v.evidence)).toContain('security_bpf_map_alloc');
+  });
+});
