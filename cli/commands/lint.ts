@@ -50,16 +50,8 @@ export async function lintCommand(opts: LintOptions): Promise<number> {
 
 /** The JSON form of the lint result; the text form is printed from it. */
 export interface LintReport {
-  documents: Array<{
-    file: string;
-    line: number;
-    column: number;
-    docIndex: number;
-    kind: string | null;
-    name: string | null;
+  documents: Array<Pick<PolicyDocument, 'file' | 'line' | 'column' | 'docIndex' | 'kind' | 'name' | 'valid' | 'schemaChecked'> & {
     namespace?: string;
-    valid: boolean;
-    schemaChecked: boolean;
     errors: Array<{ reason: string; line: number; column: number; path: string; schemaPath: string | null; message: string }>;
     findings: Array<{ arch: Arch; reason: string; message: string; hook: string; path: string | null; line: number; column: number | null }>;
     hooks: Array<Record<string, unknown>>;
