@@ -20,7 +20,7 @@ import { existsSync } from 'node:fs';
 import { chmod, copyFile, lstat, mkdir, mkdtemp, readdir, readFile, readlink, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, posix, relative, resolve as resolvePath } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { PACKAGE_ROOT } from '../../core/assets.js';
 import { InfraError } from '../../core/errors.js';
 import { cacheDir } from '../../core/cache.js';
 import { DEBIAN_ARCH, type Arch } from '../../matrix/cell.js';
@@ -106,16 +106,9 @@ export interface GuestImageOptions {
   onProgress?: (line: string) => void;
 }
 
-/** The package root: the nearest directory above this module with bpfgate's package.json. */
+/** The package root (core/assets.ts): guest/rootfs and guest/bpf live there. */
 export function projectRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const pkg = join(dir, 'package.json');
-    if (existsSync(pkg) && existsSync(join(dir, 'guest'))) return dir;
-    const up = dirname(dir);
-    if (up === dir) throw new InfraError('infra-guest-build', `no bpfgate package root (package.json beside guest/) above ${fileURLToPath(import.meta.url)}`);
-    dir = up;
-  }
+  return PACKAGE_ROOT;
 }
 
 const inFlight = new Map<string, Promise<GuestImage>>();

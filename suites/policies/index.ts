@@ -13,6 +13,7 @@ import { probeStepFile } from '../probe/index.js';
 import { attachFailureReason, readAttach, readFacts } from '../probe/evidence.js';
 import type { CellContext, CheckDraft, GuestFile, PlannedCheck, VmSuite, VmSuiteSession } from '../suite.js';
 import type { Trigger } from '../triggers/model.js';
+import { triggerGuestFiles } from '../triggers/guest-files.js';
 import { CoverageTracker, NULL_TRIGGER_PREFIX, parseRegistered, type TriggerRun } from './coverage.js';
 import { planTargets, targetFiles, type TargetPlan } from './targets.js';
 import { judgePolicy, type FeatureState } from './verdict.js';
@@ -44,15 +45,10 @@ class PoliciesSession implements VmSuiteSession {
       { path: '/bpfgate/policies/tracepoints', content: tracepoints },
       { path: '/bpfgate/policies/counters.awk', content: readFileSync(assetPath('suites', 'policies', 'guest', 'counters.awk')) },
     ];
-    const list: string[] = [];
-    const add = (seq: number, id: string, marker: string, steps: string, cleanup: string) => {
-      const n = String(seq).padStart(3, '0');
-      list.push(`${n} ${id} ${marker}`);
-      files.push({ path: `/bpfgate/triggers/${n}.steps.sh`, content: steps }, { path: `/bpfgate/triggers/${n}.cleanup.sh`, content: cleanup });
-    };
-    for (let i = 0; i < NULL_RUNS; i++) add(i, `${NULL_TRIGGER_PREFIX}${i + 1}`, `bpfgate-null-${i + 1}`, 'true\n', 'true\n');
-    this.triggers.forEach((t, i) => add(NULL_RUNS + i, t.id, t.marker, t.steps, t.cleanup));
-    files.push({ path: '/bpfgate/triggers/list', content: list.join('\n') + '\n' });
+    const nulls = Array.from({ length: NULL_RUNS }, (_, i) => ({
+      id: `${NULL_TRIGGER_PREFIX}${i + 1}`, marker: `bpfgate-null-${i + 1}`, steps: 'true\n', cleanup: 'true\n',
+    }));
+    files.push(...triggerGuestFiles([...nulls, ...this.triggers], 0, '/bpfgate/triggers/list'));
     return files;
   }
 

@@ -17,6 +17,8 @@ import type { Policy } from '../../policy/model.js';
 import { hookSpec } from '../../policy/spec.js';
 import type { CellContext, CheckDraft, GuestFile, PlannedCheck, StaticSuite, VmSuite, VmSuiteSession } from '../suite.js';
 import type { ExpectedEvent, Trigger } from '../triggers/model.js';
+import { triggerGuestFiles } from '../triggers/guest-files.js';
+import { kprobeSymbol } from '../policies/targets.js';
 import { readExport, summarizeEvent, type TetragonEvent } from './events.js';
 import { agentErrors, loadVerdict, parsePolicyList, type PolicyLoadState } from './load-state.js';
 import { findMatch, functionNameMatches, markerOf } from './match.js';
@@ -52,7 +54,7 @@ function unfilteredHooks(policies: Policy[], enabled: Set<string>, arch: Cell['a
       const selectors = hookSpec(p, h)?.selectors;
       if (Array.isArray(selectors) && selectors.length > 0) continue;
       const kind = h.kind === 'rawtp' ? 'tracepoint' : h.kind;
-      out.add(`${kind}:${h.kind === 'kprobe' ? (h.symbols[arch] ?? h.name) : h.name}`);
+      out.add(`${kind}:${h.kind === 'kprobe' ? kprobeSymbol(h, arch) : h.name}`);
     }
   }
   return out;
@@ -99,14 +101,8 @@ class TetragonSession implements VmSuiteSession {
       { path: '/bpfgate/tetragon/env', content: `BPFGATE_TETRAGON_LOAD_BUDGET=${Math.round(LOAD_BUDGET_MS / 1000)}\n` },
       ...this.policies.map((p, i) => ({ path: `/bpfgate/tetragon/policies/${String(i).padStart(3, '0')}.yaml`, content: JSON.stringify(p.doc) })),
     ];
-    const list: string[] = [];
-    this.triggers.forEach((t, i) => {
-      const n = String(100 + i);
-      list.push(`${n} ${t.id} ${t.marker}`);
-      files.push({ path: `/bpfgate/triggers/${n}.steps.sh`, content: t.steps }, { path: `/bpfgate/triggers/${n}.cleanup.sh`, content: t.cleanup });
-    });
-    // The policies suite may share the boot: its list keeps its own numbers; the agent step reads this one.
-    files.push({ path: '/bpfgate/tetragon/triggers', content: list.join('\n') + '\n' });
+    // The policies suite may share the boot: its triggers are numbered from 0, these from 500.
+    files.push(...triggerGuestFiles(this.triggers, 500, '/bpfgate/tetragon/triggers'));
     return files;
   }
 
