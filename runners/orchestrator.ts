@@ -73,21 +73,30 @@ export async function runMatrix(opts: RunOptions): Promise<CheckResult[]> {
   const scratch = await mkdtemp(join(tmpdir(), 'bpfgate-'));
   try {
     await Promise.all(
-      opts.cells.map((cell) =>
-        limit(async () => {
-          const started = Date.now();
-          bus.emit({ type: 'cell-start', cell: cell.id });
-          const ctx: CellContext = { cell, policies, policyProblems, fileProblems, subjects };
-          let ok = true;
-          const record = (lane: CheckResult['lane'], suite: string, d: CheckDraft) => {
-            if (finished(cell, lane, suite, d.subject, d.check)) return;
-            if (d.status === 'error') ok = false;
-            bus.emit({ type: 'check', result: stamp(cell, lane, suite, d) });
-          };
+      opts.cells.map(async (cell) => {
+        // A cell takes a job slot for each step that keeps a core busy (preparing, each boot)
+        // and none while it waits: a cell waiting for its extra boots must not hold a slot.
+        let started = 0;
+        const slot = <T>(work: () => Promise<T>) =>
+          limit(() => {
+            if (!started) {
+              started = Date.now();
+              bus.emit({ type: 'cell-start', cell: cell.id });
+            }
+            return work();
+          });
+        const ctx: CellContext = { cell, policies, policyProblems, fileProblems, subjects };
+        let ok = true;
+        const record = (lane: CheckResult['lane'], suite: string, d: CheckDraft) => {
+          if (finished(cell, lane, suite, d.subject, d.check)) return;
+          if (d.status === 'error') ok = false;
+          bus.emit({ type: 'check', result: stamp(cell, lane, suite, d) });
+        };
 
-          if (vmSuites.length > 0 && cell.platform === 'qemu') {
-            ok = (await runVmCell(cell, ctx, vmSuites, opts, scratch, record, finished)) && ok;
-          } else if (vmSuites.length > 0) {
+        if (vmSuites.length > 0 && cell.platform === 'qemu') {
+          ok = (await runVmCell(cell, ctx, vmSuites, opts, scratch, record, finished, slot)) && ok;
+        } else {
+          await slot(async () => {
             for (const suite of vmSuites) {
               record(suite.lane, suite.name, {
                 subject: cell.id, check: 'platform', status: 'skip', reason: null,
@@ -95,19 +104,23 @@ export async function runMatrix(opts: RunOptions): Promise<CheckResult[]> {
                 durationMs: 0,
               });
             }
-          }
-          // Static checks after the boot: they then see the kernel config the VM cell fetched,
-          // or, in a static-only run, the config of the kernel cached by an earlier run.
-          if (staticSuites.length > 0 && !ctx.kernelConfig && cell.platform === 'qemu') {
-            ctx.kernelConfig = await cachedKernelConfig(cell);
-          }
-          for (const suite of staticSuites) {
-            const t0 = Date.now();
-            for (const d of suite.run(ctx)) record(suite.lane, suite.name, { ...d, durationMs: d.durationMs || Date.now() - t0 });
-          }
-          bus.emit({ type: 'cell-end', cell: cell.id, ok, durationMs: Date.now() - started });
-        }),
-      ),
+          });
+        }
+        // Static checks after the boot: they then see the kernel config the VM cell fetched,
+        // or, in a static-only run, the config of the kernel cached by an earlier run.
+        if (staticSuites.length > 0 && !ctx.kernelConfig && cell.platform === 'qemu') {
+          ctx.kernelConfig = await cachedKernelConfig(cell);
+        }
+        for (const suite of staticSuites) {
+          const t0 = Date.now();
+          for (const d of suite.run(ctx)) record(suite.lane, suite.name, { ...d, durationMs: d.durationMs || Date.now() - t0 });
+        }
+        if (!started) {
+          started = Date.now();
+          bus.emit({ type: 'cell-start', cell: cell.id });
+        }
+        bus.emit({ type: 'cell-end', cell: cell.id, ok, durationMs: Date.now() - started });
+      }),
     );
   } finally {
     await rm(scratch, { recursive: true, force: true });
@@ -138,6 +151,7 @@ async function runVmCell(
   scratch: string,
   record: (lane: CheckResult['lane'], suite: string, d: CheckDraft) => void,
   finished: (cell: Cell, lane: CheckResult['lane'], suite: string, subject: string, check: string) => boolean,
+  slot: <T>(work: () => Promise<T>) => Promise<T>,
 ): Promise<boolean> {
   const emitPhase = (phase: string, detail?: string) => opts.bus.emit({ type: 'phase', cell: cell.id, phase, ...(detail ? { detail } : {}) });
   const chargeAll = (reason: Reason, evidence: Record<string, unknown>) => {
@@ -158,17 +172,21 @@ async function runVmCell(
     return true;
   }
 
-  emitPhase('prepare', cell.kernel.kind === 'debian' ? `${cell.kernel.suite}/${cell.kernel.package}` : cell.kernel.image);
   let prepared;
+  let accel;
   try {
-    prepared = await prepareQemuCell(cell, opts.lockFile ? { lockFile: opts.lockFile } : {});
+    [prepared, accel] = await slot(async () => {
+      emitPhase('prepare', cell.kernel.kind === 'debian' ? `${cell.kernel.suite}/${cell.kernel.package}` : cell.kernel.image);
+      const p = await prepareQemuCell(cell, opts.lockFile ? { lockFile: opts.lockFile } : {});
+      return [p, await chooseAccel(cell.arch, p.kernelImage, p.imageSha256, p.baseInitrd)] as const;
+    });
   } catch (err) {
     const reason: Reason = err instanceof BpfgateError && err.code.startsWith('infra-') ? (err.code as Reason) : 'infra-download';
     chargeAll(reason, { error: err instanceof Error ? err.message : String(err) });
     return false;
   }
   ctx.kernelConfig = prepared.config;
-  const accel = await chooseAccel(cell.arch, prepared.kernelImage, prepared.imageSha256, prepared.baseInitrd);
+  ctx.accel = accel.accel;
   const budget = suites.reduce((sum, s) => sum + s.budgetMs, 0);
   const outcome = await runQemuCell({
     ctx,
@@ -185,6 +203,7 @@ async function runVmCell(
     },
     record: (suite, d) => (typeof suite === 'string' ? record('kernel', suite, d) : record(suite.lane, suite.name, d)),
     onPhase: (phase, detail) => emitPhase(phase, phase === 'boot' ? `${detail} (${accel.why})` : detail),
+    schedule: slot,
   });
   const cellResults = opts.store.all().filter((r) => r.cell === cell.id);
   for (const suite of suites) {

@@ -28,6 +28,8 @@ export interface CellContext {
   kernelConfig?: Map<string, string>;
   /** Unique subject name of each policy (see suites/subjects.ts). */
   subjects: Map<Policy, string>;
+  /** The accelerator the cell's guests run on, once chosen. */
+  accel?: 'kvm' | 'tcg';
 }
 
 export interface StaticSuite {
@@ -46,19 +48,28 @@ export interface GuestFile {
   mode?: number;
 }
 
-/** Per-cell state of a VM suite: it consumes the guest's records and emits checks. */
+/**
+ * Per-cell state of a VM suite: it consumes the guest's records and emits checks. A
+ * suite whose work does not fit one guest spreads it over several boots of the cell
+ * (`boots()`); boot 0 is shared with the other suites, the others carry only the
+ * suites that asked for them. They may run at the same time.
+ */
 export interface VmSuiteSession {
-  /** The guest files: step scripts go to /bpfgate/steps/NN-name.sh and run in name order. */
-  guestFiles(): GuestFile[];
+  /** Boots of this cell the suite needs (default 1). */
+  boots?(): number;
+  /** The guest files of one boot: step scripts go to /bpfgate/steps/NN-name.sh and run in name order. */
+  guestFiles(boot: number): GuestFile[];
   /** Kernel command line additions the suite needs. */
   bootArgs?(): string[];
   /** Guest memory the suite needs (the largest wins; default 1024 MiB). */
   memoryMiB?(): number;
   planned(): PlannedCheck[];
-  /** Called for every record, in order; returns the checks it finished. */
-  onRecord(record: GuestRecord): CheckDraft[];
-  /** Called once after the guest ended (done, timeout or exit); returns what is left. */
-  finish(outcome: GuestOutcome): CheckDraft[];
+  /** Called for every record of a boot, in order; returns the checks it finished. */
+  onRecord(record: GuestRecord, boot: number): CheckDraft[];
+  /** Called once after a boot's guest ended (done, timeout or exit). */
+  finish(outcome: GuestOutcome, boot: number): CheckDraft[];
+  /** Called once after every boot of the cell ended: checks that need all of them. */
+  complete?(): CheckDraft[];
 }
 
 export interface VmSuite {
