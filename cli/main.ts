@@ -24,6 +24,12 @@ const positiveInt = (value: string) => {
   if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive whole number');
   return n;
 };
+const bootsOption = (value: string): number | 'auto' => {
+  if (value === 'auto') return 'auto';
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected auto or a positive whole number');
+  return n;
+};
 const ARCHES = ['x86_64', 'arm64'];
 
 let exitCode = 0;
@@ -61,6 +67,7 @@ program
   .option('--triggers <paths>', 'trigger files or directories instead of the shipped ATT&CK catalogue', list)
   .option('--tetragon <bundles>', 'Tetragon release tarballs, directories or URLs (one per arch) for the tetragon suite', list)
   .option('--tetragon-args <flags>', 'extra agent flags, space-separated (e.g. "--disable-kprobe-multi")')
+  .option('--tetragon-boots <n|auto>', 'boots per cell the tetragon suite spreads the policies over (auto: sized to the load budget under TCG, one under KVM)', bootsOption, 'auto')
   .option('--cells <globs>', 'only the cells whose id matches (comma-separated globs)')
   .option('--jobs <n>', 'cells booted at once (default: fitted to the cores)', positiveInt)
   .option('--out <dir>', 'output directory', 'bpfgate-out')
@@ -69,7 +76,7 @@ program
   .option('--schema <file|dir|url>', 'TracingPolicy CRD for the static suite')
   .option('--lock <file>', 'kernel lock file (bpfgate kernels lock) to run on the same bits')
   .option('--timeout <seconds>', 'per-cell timeout (default: boot allowance plus suite budgets)', positiveInt)
-  .action(async (o: { matrix?: string; policies?: string[]; suite?: string[]; cells?: string; jobs?: number; out: string; baseline?: string; resume: boolean; schema?: string; lock?: string; timeout?: number; triggers?: string[]; tetragon?: string[]; tetragonArgs?: string }) => {
+  .action(async (o: { matrix?: string; policies?: string[]; suite?: string[]; cells?: string; jobs?: number; out: string; baseline?: string; resume: boolean; schema?: string; lock?: string; timeout?: number; triggers?: string[]; tetragon?: string[]; tetragonArgs?: string; tetragonBoots: number | 'auto' }) => {
     const policies = o.policies ?? config.policies ?? [];
     const suites = o.suite ?? config.suites ?? (policies.length ? ['static', 'probe', 'policies'] : ['probe']);
     const opt = <T>(v: T | undefined, c: T | undefined) => v ?? c;
@@ -77,7 +84,7 @@ program
       policies, suites, resume: o.resume,
       out: o.out !== 'bpfgate-out' ? o.out : (config.out ?? o.out),
       ...defined({ matrix: opt(o.matrix, config.matrix), cells: opt(o.cells, config.cells), jobs: opt(o.jobs, config.jobs),
-        baseline: opt(o.baseline, config.baseline), schema: opt(o.schema, config.schema), lock: opt(o.lock, config.lock), timeoutSec: o.timeout, triggers: o.triggers, tetragon: o.tetragon, tetragonArgs: o.tetragonArgs?.split(/\s+/).filter(Boolean) }),
+        baseline: opt(o.baseline, config.baseline), schema: opt(o.schema, config.schema), lock: opt(o.lock, config.lock), timeoutSec: o.timeout, triggers: o.triggers, tetragon: o.tetragon, tetragonArgs: o.tetragonArgs?.split(/\s+/).filter(Boolean), tetragonBoots: o.tetragonBoots }),
     });
   });
 

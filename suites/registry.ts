@@ -19,6 +19,8 @@ export interface SuiteOptions {
   tetragon?: string[];
   /** Extra agent flags, e.g. --disable-kprobe-multi. */
   tetragonArgs?: string[];
+  /** Boots per cell for the tetragon suite (default auto). */
+  tetragonBoots?: number | 'auto';
 }
 
 async function triggersOf(opts: SuiteOptions) {
@@ -42,7 +44,7 @@ export const SUITES: Record<string, { about: string; make(opts: SuiteOptions): P
     about: 'tetragon-vm lane: a Tetragon release started in the guest with every policy; load state, triggers, exported events',
     make: async (opts) =>
       opts.tetragon?.length
-        ? tetragonSuite(await triggersOf(opts), await Promise.all(opts.tetragon.map(loadBundle)), opts.tetragonArgs ?? [])
+        ? tetragonSuite(await triggersOf(opts), await Promise.all(opts.tetragon.map(loadBundle)), { agentArgs: opts.tetragonArgs ?? [], boots: opts.tetragonBoots ?? 'auto' })
         : tetragonNotConfigured,
   },
   repro: {

@@ -38,6 +38,7 @@ export interface RunCommandOptions {
   /** Tetragon release bundles for the tetragon suite. */
   tetragon?: string[];
   tetragonArgs?: string[];
+  tetragonBoots?: number | 'auto';
   out_stream?: NodeJS.WritableStream;
 }
 
@@ -89,7 +90,7 @@ function attachProgress(bus: EventBus): Promise<void> {
 export async function runCommand(opts: RunCommandOptions): Promise<number> {
   const out = opts.out_stream ?? process.stdout;
   const outDir = resolve(opts.out);
-  const suites: Suite[] = await resolveSuites(opts.suites, { ...(opts.triggers ? { triggers: opts.triggers } : {}), ...(opts.tetragon ? { tetragon: opts.tetragon } : {}), ...(opts.tetragonArgs ? { tetragonArgs: opts.tetragonArgs } : {}) });
+  const suites: Suite[] = await resolveSuites(opts.suites, { ...(opts.triggers ? { triggers: opts.triggers } : {}), ...(opts.tetragon ? { tetragon: opts.tetragon } : {}), ...(opts.tetragonArgs ? { tetragonArgs: opts.tetragonArgs } : {}), ...(opts.tetragonBoots ? { tetragonBoots: opts.tetragonBoots } : {}) });
   const cells = await planCells(opts.matrix, opts.cells);
   const baseline: BaselineEntry[] = opts.baseline ? await loadBaseline(opts.baseline) : [];
   const { documents } = opts.policies.length

@@ -22,9 +22,11 @@ import { kprobeSymbol } from '../policies/targets.js';
 import { readExport, summarizeEvent, type TetragonEvent } from './events.js';
 import { agentErrors, loadVerdict, parsePolicyList, type PolicyLoadState } from './load-state.js';
 import { findMatch, functionNameMatches, markerOf } from './match.js';
+import { bootsNeeded, programSets, spreadOverBoots } from './boots.js';
+import { selectorsMayPass } from './selectors.js';
 
 /** Guest seconds, from the agent's start, for loading policies; the verifier is slow under TCG. */
-const LOAD_BUDGET_MS = 200_000;
+const LOAD_BUDGET_MS = 360_000;
 
 /** BPF objects built for kernels older than the oldest the catalogue boots stay out of the guest. */
 const OLD_KERNEL_OBJECT = /_v(310|53|511)\.o$/;
@@ -44,64 +46,113 @@ function bundleFiles(bundle: TetragonBundle): GuestFile[] {
 }
 
 /**
- * Hooks of enabled policies; with `unfilteredOnly`, only those that export every hit (no
- * selectors that could filter a trigger out, so they owe an event).
+ * The name each policy goes by in the agent. Corpora reuse names (four examples are called
+ * `syscalls`) and the agent refuses a second policy with a name it holds, which would read
+ * as a load error of the policy; so every later holder of a name gets a numbered one.
  */
-function enabledHooks(policies: Policy[], enabled: Set<string>, arch: Cell['arch'], unfilteredOnly: boolean): Set<string> {
-  const out = new Set<string>();
-  for (const p of policies.filter((x) => enabled.has(x.name))) {
-    for (const h of p.hooks) {
-      const selectors = hookSpec(p, h)?.selectors;
-      if (unfilteredOnly && Array.isArray(selectors) && selectors.length > 0) continue;
-      const kind = h.kind === 'rawtp' ? 'tracepoint' : h.kind;
-      out.add(`${kind}:${h.kind === 'kprobe' ? kprobeSymbol(h, arch) : h.name}`);
-    }
-  }
-  return out;
+export function agentNames(policies: readonly Policy[]): string[] {
+  const taken = new Set<string>();
+  return policies.map((p) => {
+    let name = p.name;
+    for (let n = 2; taken.has(name); n++) name = `${p.name}-${n}`;
+    taken.add(name);
+    return name;
+  });
 }
 
-/** Does an enabled, unfiltered hook watch what this expectation is about? process_exec needs none. */
-function watched(expected: ExpectedEvent, hooks: Set<string>): boolean {
-  if (expected.type === 'process_exec') return true;
-  if (expected.type === 'process_tracepoint') return hooks.has(`tracepoint:${expected.subsys}/${expected.event}`);
+/** The policy document as the agent gets it: only `metadata.name` may differ. */
+function renamed(doc: unknown, name: string): unknown {
+  const d = doc as { metadata?: Record<string, unknown> };
+  return { ...d, metadata: { ...d.metadata, name } };
+}
+
+/** A hook of an enabled policy: `kind:name` as events name it, and its policy entry. */
+interface EnabledHook {
+  key: string;
+  spec: Record<string, unknown> | undefined;
+  /** Behind selectors: it exports only the hits they let through. */
+  filtered: boolean;
+}
+
+function enabledHooks(policies: Policy[], enabled: Set<Policy>, arch: Cell['arch']): EnabledHook[] {
+  return policies.filter((p) => enabled.has(p)).flatMap((p) =>
+    p.hooks.map((h) => {
+      const spec = hookSpec(p, h);
+      const kind = h.kind === 'rawtp' ? 'tracepoint' : h.kind;
+      const selectors = spec?.selectors;
+      return { key: `${kind}:${h.kind === 'kprobe' ? kprobeSymbol(h, arch) : h.name}`, spec, filtered: Array.isArray(selectors) && selectors.length > 0 };
+    }),
+  );
+}
+
+/** The enabled hooks that watch what this expectation is about. */
+function watching(expected: ExpectedEvent, hooks: EnabledHook[]): EnabledHook[] {
+  if (expected.type === 'process_exec') return [];
+  if (expected.type === 'process_tracepoint') return hooks.filter((h) => h.key === `tracepoint:${expected.subsys}/${expected.event}`);
   const kind = expected.type === 'process_lsm' ? 'lsm' : 'kprobe';
-  return [...hooks].some((h) => h.startsWith(`${kind}:`) && functionNameMatches(expected.function_name, h.slice(kind.length + 1)));
+  return hooks.filter((h) => h.key.startsWith(`${kind}:`) && functionNameMatches(expected.function_name, h.key.slice(kind.length + 1)));
+}
+
+/** What one boot of the cell reported. */
+interface BootReport {
+  ready: boolean;
+  states: PolicyLoadState[];
+  events: TetragonEvent[];
+  agentLog: string;
 }
 
 class TetragonSession implements VmSuiteSession {
   private readonly bundle: TetragonBundle | undefined;
   private readonly policies;
-  private states: PolicyLoadState[] | undefined;
-  private events: TetragonEvent[] = [];
-  private agentLog = '';
-  private ready = false;
+  private readonly names: string[];
+  /** The boot each policy is loaded in. */
+  private readonly bootOf: number[];
+  private readonly bootCount: number;
+  private readonly reports = new Map<number, BootReport>();
+  private readonly agentLogs = new Map<number, string>();
   private readonly started = Date.now();
 
   constructor(
     private readonly ctx: CellContext,
     private readonly triggers: Trigger[],
     private readonly bundles: TetragonBundle[],
-    private readonly agentArgs: string[],
+    private readonly options: TetragonOptions,
   ) {
     this.bundle = bundleFor(bundles, ctx.cell.arch);
     this.policies = ctx.policies.filter((p) => (ctx.policyProblems.get(p) ?? []).length === 0);
+    this.names = agentNames(this.policies);
+    const multi = usesKprobeMulti(ctx, options.agentArgs);
+    const costs = this.policies.map((p) => programSets(p, multi));
+    const wanted = options.boots ?? 'auto';
+    this.bootCount = !this.bundle ? 1
+      : wanted !== 'auto' ? Math.max(1, Math.min(wanted, this.policies.length))
+      : ctx.accel === 'kvm' ? 1 : bootsNeeded(costs, LOAD_BUDGET_MS / 1000);
+    this.bootOf = spreadOverBoots(costs, this.bootCount);
   }
 
   private subject(p: (typeof this.policies)[number]): string {
     return this.ctx.subjects.get(p) ?? p.name;
   }
 
-  guestFiles(): GuestFile[] {
+  boots(): number {
+    return this.bootCount;
+  }
+
+  guestFiles(boot: number): GuestFile[] {
     if (!this.bundle) return [];
     const files: GuestFile[] = [
       ...bundleFiles(this.bundle),
       { path: '/bpfgate/steps/30-tetragon.sh', content: readFileSync(assetPath('suites', 'tetragon', 'guest', 'tetragon.sh')) },
       { path: '/bpfgate/tetragon/markers', content: this.triggers.map((t) => t.marker).join('\n') + '\n' },
-      { path: '/bpfgate/tetragon/args', content: this.agentArgs.join(' ') + '\n' },
+      { path: '/bpfgate/tetragon/args', content: this.options.agentArgs.join(' ') + '\n' },
       { path: '/bpfgate/tetragon/env', content: `BPFGATE_TETRAGON_LOAD_BUDGET=${Math.round(LOAD_BUDGET_MS / 1000)}\n` },
-      ...this.policies.map((p, i) => ({ path: `/bpfgate/tetragon/policies/${String(i).padStart(3, '0')}.yaml`, content: JSON.stringify(p.doc) })),
+      // Named by the policy's index in the cell, so a record names its policy whatever the boot.
+      ...this.policies.flatMap((p, i) => (this.bootOf[i] === boot
+        ? [{ path: `/bpfgate/tetragon/policies/${String(i).padStart(3, '0')}.yaml`, content: JSON.stringify(renamed(p.doc, this.names[i]!)) }]
+        : [])),
     ];
-    // The policies suite may share the boot: its triggers are numbered from 0, these from 500.
+    // The policies suite may share boot 0: its triggers are numbered from 0, these from 500.
+    // Every boot runs every trigger: each boot's policies owe their events.
     files.push(...triggerGuestFiles(this.triggers, 500, '/bpfgate/tetragon/triggers'));
     return files;
   }
@@ -118,13 +169,14 @@ class TetragonSession implements VmSuiteSession {
     ];
   }
 
-  onRecord(record: GuestRecord): CheckDraft[] {
+  onRecord(record: GuestRecord, boot = 0): CheckDraft[] {
     if (record.type === 'tp-add') return this.addCheck(record);
-    if (record.type === 'tp-list') return this.loadChecks(record);
+    if (record.type === 'tp-list') return this.loadChecks(record, boot);
     if (record.type === 'tetragon-events') {
-      this.events = readExport(record.body, `${this.ctx.cell.id}:tetragon.log`, { tolerant: true }).events;
+      const report = this.reports.get(boot);
+      if (report) report.events = readExport(record.body, `${this.ctx.cell.id}:tetragon.log`, { tolerant: true }).events;
     }
-    if (record.type === 'agent-log') this.agentLog = record.body;
+    if (record.type === 'agent-log') this.agentLogs.set(boot, record.body);
     return [];
   }
 
@@ -139,44 +191,50 @@ class TetragonSession implements VmSuiteSession {
     if (!policy || record.header.rc === '0') return [];
     const base = { subject: this.subject(policy), check: 'tetragon:load', durationMs: Date.now() - this.started, source: policy.source };
     if (record.header.rc === 'budget') {
-      return [{ ...base, status: 'error', reason: 'infra-boot-timeout', evidence: { why: `not added: the load budget ran out at ${record.header.up} s of guest uptime`, agent: this.bundle?.version } }];
+      return [{ ...base, status: 'error', reason: 'infra-boot-timeout', evidence: { why: `not added: the load budget ran out at ${record.header.up} s of guest uptime`, agent: this.bundle?.version, boot: this.bootOf[index]! + 1 } }];
     }
-    return [{ ...base, status: 'fail', reason: 'load-error', evidence: { agent: this.bundle?.version, tetraAdd: record.body.trim().slice(0, 2000), at: record.header.up } }];
+    return [{ ...base, status: 'fail', reason: 'load-error', evidence: { agent: this.bundle?.version, tetraAdd: record.body.trim().slice(0, 2000), at: record.header.up, ...(this.bootCount > 1 ? { boot: this.bootOf[index]! + 1 } : {}) } }];
   }
 
-  private loadChecks(record: GuestRecord): CheckDraft[] {
+  private loadChecks(record: GuestRecord, boot: number): CheckDraft[] {
     const [json = '', rest = ''] = record.body.split('\n@@stderr@@\n');
     const [stderr = '', agentTail = ''] = rest.split('\n@@agent@@\n');
-    if (agentTail.trim()) this.agentLog = agentTail;
-    this.ready = record.header.ready === '1';
+    let states: PolicyLoadState[];
     try {
-      this.states = parsePolicyList(json);
+      states = parsePolicyList(json);
     } catch {
-      this.states = [];
+      states = [];
     }
+    const ready = record.header.ready === '1';
+    this.reports.set(boot, { ready, states, events: [], agentLog: agentTail });
     const waited = Number(record.header.listed) - Number(record.header.started);
-    return this.policies.map((p) => {
-      const state = this.states?.find((s) => s.name === p.name && (s.namespace || undefined) === p.namespace);
-      const verdict = this.ready ? loadVerdict(state) : { status: 'fail' as const, reason: 'load-error' as const };
-      return {
+    return this.policies.flatMap((p, i) => {
+      if (this.bootOf[i] !== boot) return [];
+      const name = this.names[i]!;
+      const state = states.find((s) => s.name === name && (s.namespace || undefined) === p.namespace);
+      const verdict = ready ? loadVerdict(state) : { status: 'fail' as const, reason: 'load-error' as const };
+      return [{
         subject: this.subject(p),
         check: 'tetragon:load',
         ...verdict,
         evidence: {
           agent: this.bundle?.version,
-          ready: this.ready,
+          ...(name !== p.name ? { agentName: name } : {}),
+          ...(this.bootCount > 1 ? { boot: boot + 1 } : {}),
+          ready,
           waitedS: Number.isFinite(waited) ? waited : undefined,
           ...(state ? { state: state.state, ...(state.error ? { error: state.error } : {}) } : { state: 'not listed by the agent' }),
-          ...(this.ready ? {} : { agentAlive: record.header.alive === '1', tetra: stderr.trim().slice(-500), agentErrors: agentErrors(this.agentLog) }),
+          ...(ready ? {} : { agentAlive: record.header.alive === '1', tetra: stderr.trim().slice(-500), agentErrors: agentErrors(agentTail) }),
         },
         durationMs: Date.now() - this.started,
         source: p.source,
-      };
+      }];
     });
   }
 
-  finish(outcome: GuestOutcome): CheckDraft[] {
+  finish(outcome: GuestOutcome, boot = 0): CheckDraft[] {
     if (!this.bundle) {
+      if (boot > 0) return [];
       // Bundles were given, none for this arch: a clear error on every policy, not a quiet skip.
       const have = this.bundles.map((b) => `${b.arch} (${b.source})`).join(', ');
       return this.policies.map((p) => ({
@@ -185,33 +243,55 @@ class TetragonSession implements VmSuiteSession {
         durationMs: 0, source: p.source,
       }));
     }
-    if (outcome.status !== 'done' || !this.states) return [];
-    const out: CheckDraft[] = [];
-    // An agent that never got ready: attach its own error lines to the load checks' story.
-    if (!this.ready) {
-      const errors = agentErrors(this.agentLog);
-      for (const t of this.triggers) {
-        out.push({ subject: t.id, check: 'tetragon:events', status: 'fail', reason: 'load-error', evidence: { why: 'the agent never listed the policies', agentErrors: errors }, durationMs: 0, source: t.source });
-      }
-      out.push({ subject: 'tetragon', check: 'tetragon:agent', status: 'fail', reason: 'load-error', evidence: { agentErrors: errors, logTail: this.agentLog.slice(-3000) }, durationMs: 0 });
-      return out;
+    const report = this.reports.get(boot);
+    if (outcome.status !== 'done' || !report) {
+      this.reports.delete(boot);
+      return [];
     }
-    const enabled = new Set(this.states.filter((s) => s.state === 'TP_STATE_ENABLED').map((s) => s.name));
-    const unfiltered = enabledHooks(this.policies, enabled, this.ctx.cell.arch, true);
-    const hooked = enabledHooks(this.policies, enabled, this.ctx.cell.arch, false);
+    const log = this.agentLogs.get(boot) ?? '';
+    if (log) report.agentLog = log;
+    if (report.ready) return [];
+    // An agent that never got ready: its own error lines are the evidence.
+    const errors = agentErrors(report.agentLog);
+    const subject = boot === 0 ? 'tetragon' : `tetragon (boot ${boot + 1} of ${this.bootCount})`;
+    return [{ subject, check: 'tetragon:agent', status: 'fail', reason: 'load-error', evidence: { agentErrors: errors, logTail: report.agentLog.slice(-3000) }, durationMs: 0 }];
+  }
+
+  /** The triggers' checks, on the events of every boot together (each boot ran every trigger). */
+  complete(): CheckDraft[] {
+    if (!this.bundle) return [];
+    const reports = [...this.reports.values()];
+    // A boot that died has no report: its policies' and the triggers' planned checks are charged to it.
+    if (reports.length < this.bootCount) return [];
+    const ready = reports.filter((r) => r.ready);
+    if (ready.length === 0) {
+      const errors = reports.flatMap((r) => agentErrors(r.agentLog));
+      return this.triggers.map((t) => ({ subject: t.id, check: 'tetragon:events', status: 'fail' as const, reason: 'load-error' as const, evidence: { why: 'the agent never listed the policies', agentErrors: errors }, durationMs: 0, source: t.source }));
+    }
+    const out: CheckDraft[] = [];
+    const events = ready.flatMap((r) => r.events);
+    const enabledNames = new Set(ready.flatMap((r) => r.states).filter((s) => s.state === 'TP_STATE_ENABLED').map((s) => s.name));
+    const enabled = new Set(this.policies.filter((_, i) => enabledNames.has(this.names[i]!)));
+    const hooks = enabledHooks(this.policies, enabled, this.ctx.cell.arch);
     const markers = this.triggers.map((t) => t.marker);
     const byMarker = new Map<string, TetragonEvent[]>();
-    for (const e of this.events) {
+    for (const e of events) {
       const m = markerOf(e, markers);
       if (m) byMarker.set(m, [...(byMarker.get(m) ?? []), e]);
     }
     for (const t of this.triggers) {
       const mine = byMarker.get(t.marker) ?? [];
-      // An unfiltered hook owes every expected event; a hook behind selectors owes it once its
-      // selectors let an event of this trigger through (then the event must match).
-      const letThrough = (x: ExpectedEvent) =>
-        watched(x, hooked) && mine.some((e) => e.type === x.type && (x.type === 'process_exec' || functionNameMatches('function_name' in x ? x.function_name : '', e.function_name ?? '') || (x.type === 'process_tracepoint' && e.subsys === x.subsys && e.event === x.event)));
-      const applicable = t.expect.filter((x) => watched(x, unfiltered) || letThrough(x));
+      // An exec is always exported; an unfiltered hook owes every expected event; a hook
+      // behind selectors owes it when the selectors can let it through (selectors.ts) and
+      // did let an event of this trigger through at that hook (then the event must match).
+      const cameThrough = (x: ExpectedEvent) =>
+        mine.some((e) => e.type === x.type && (functionNameMatches('function_name' in x ? x.function_name : '', e.function_name ?? '') || (x.type === 'process_tracepoint' && e.subsys === x.subsys && e.event === x.event)));
+      const owed = (x: ExpectedEvent) => {
+        if (x.type === 'process_exec') return true;
+        const hs = watching(x, hooks);
+        return hs.some((h) => !h.filtered) || (hs.some((h) => selectorsMayPass(h.spec, x)) && cameThrough(x));
+      };
+      const applicable = t.expect.filter(owed);
       const base = { subject: t.id, check: 'tetragon:events', durationMs: 0, source: t.source };
       if (applicable.length === 0) {
         out.push({ ...base, status: 'skip', reason: 'untested', evidence: { why: 'no enabled policy hooks what this trigger expects, or its selectors let none of the trigger\'s events through', events: mine.length } });
@@ -237,9 +317,9 @@ class TetragonSession implements VmSuiteSession {
       }
     }
     // Which policies produced events for the triggers: the agent's runtime evidence.
-    for (const p of this.policies) {
-      const produced = this.events.filter((e) => e.policy_name === p.name);
-      if (!enabled.has(p.name)) continue;
+    for (const [i, p] of this.policies.entries()) {
+      if (!enabled.has(p)) continue;
+      const produced = events.filter((e) => e.policy_name === this.names[i]);
       out.push({
         subject: this.subject(p),
         check: 'tetragon:fired',
@@ -283,14 +363,28 @@ export function comparePrediction(cell: Cell, results: CheckResult[]): CheckDraf
   return out;
 }
 
-export function tetragonSuite(triggers: Trigger[], bundles: TetragonBundle[], agentArgs: string[] = []): VmSuite {
+export interface TetragonOptions {
+  /** Extra agent flags (`--disable-kprobe-multi`). */
+  agentArgs: string[];
+  /** Boots per cell the policies are spread over; `auto` sizes them to the load budget (one under KVM). */
+  boots?: number | 'auto';
+}
+
+/** Does the agent attach a policy's kprobes with one kprobe.multi link on this cell? */
+function usesKprobeMulti(ctx: CellContext, agentArgs: string[]): boolean {
+  if (agentArgs.includes('--disable-kprobe-multi')) return false;
+  // Tetragon needs fprobe (CONFIG_FPROBE); the kernel lane measured it on x86_64 only.
+  return ctx.cell.arch === 'x86_64' && ctx.kernelConfig?.get('CONFIG_FPROBE') === 'y';
+}
+
+export function tetragonSuite(triggers: Trigger[], bundles: TetragonBundle[], options: TetragonOptions = { agentArgs: [] }): VmSuite {
   return {
     kind: 'vm',
     name: 'tetragon',
     lane: 'tetragon-vm',
     // Agent start and policy loads are slow under TCG; then every trigger once.
     budgetMs: LOAD_BUDGET_MS + 60_000 + triggers.length * 2_500,
-    session: (ctx) => new TetragonSession(ctx, triggers, bundles, agentArgs),
+    session: (ctx) => new TetragonSession(ctx, triggers, bundles, options),
     derive: comparePrediction,
   };
 }

@@ -2,12 +2,14 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadBundle } from '../../runners/tetragon/bundle.js';
+import { readPolicies } from '../../policy/index.js';
 import { readExport } from '../../suites/tetragon/events.js';
+import { agentNames } from '../../suites/tetragon/index.js';
 import { agentErrors, loadVerdict, parsePolicyList } from '../../suites/tetragon/load-state.js';
 import { findMatch, markerOf } from '../../suites/tetragon/match.js';
 import { loadTriggerCatalogue } from '../../suites/triggers/load.js';
 import { tempOut } from '../support/cli.js';
-import { PROJECT_ROOT } from '../support/shared.js';
+import { CORPUS, PROJECT_ROOT } from '../support/shared.js';
 
 const FIXTURES = join(PROJECT_ROOT, 'test', 'fixtures', 'tetragon');
 const fixture = (name: string) => readFileSync(join(FIXTURES, name), 'utf8');
@@ -84,5 +86,22 @@ describe('a Tetragon bundle', () => {
     writeFileSync(join(root, 'usr/local/bin/tetragon'), readFileSync('/bin/busybox'));
     const bundle = await loadBundle(root);
     expect(bundle).toMatchObject({ arch: 'x86_64', version: 'v9.9.9', bpfObjects: ['bpf_exit.o'] });
+  });
+});
+
+describe('the names policies go by in the agent', () => {
+  it('gives every later holder of a corpus name a numbered one, so no add is refused as a duplicate', async () => {
+    const { policies } = await readPolicies([CORPUS]);
+    const names = agentNames(policies);
+    expect(new Set(names).size).toBe(policies.length);
+    const syscalls = policies.flatMap((p, i) => (p.name === 'syscalls' ? [names[i]] : []));
+    // Four tetragon-examples are called `syscalls`: the first keeps the name.
+    expect(syscalls.length).toBeGreaterThanOrEqual(4);
+    expect(syscalls.slice(0, 2)).toEqual(['syscalls', 'syscalls-2']);
+    policies.forEach((p, i) => {
+      const first = policies.findIndex((q) => q.name === p.name) === i;
+      if (first) expect(names[i]).toBe(p.name);
+      else expect(names[i]).toMatch(new RegExp(`^${p.name}-\\d+$`));
+    });
   });
 });

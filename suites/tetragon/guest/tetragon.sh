@@ -4,6 +4,8 @@
 _TS=unix:///var/run/tetragon/tetragon.sock
 # tetra gives up on a request after 10 s by default; a policy load under TCG takes longer.
 _tetra() { /usr/local/bin/tetra --server-address $_TS --timeout 300s "$@"; }
+# The agent's CPU so far, user and system (clock ticks): system time is mostly the verifier.
+_cpu() { set -- $(cut -d' ' -f14,15 /proc/$_agent/stat 2>/dev/null); echo "utime=${1:-?} stime=${2:-?}"; }
 mkdir -p /var/log/tetragon /var/run/tetragon
 _want=$(ls /bpfgate/tetragon/policies | wc -l)
 read -r _t0 _ < /proc/uptime
@@ -41,7 +43,7 @@ if _bg_wait _serving; then
 		_out=$(_tetra tracingpolicy add "$_f" 2>&1)
 		_rc=$?
 		read -r _now _ < /proc/uptime
-		emit tp-add "file=${_f##*/} rc=$_rc up=$_now" "$_out"
+		emit tp-add "file=${_f##*/} rc=$_rc up=$_now $(_cpu)" "$_out"
 	done
 	_settled() {
 		_tetra tracingpolicy list -o json > /tmp/tp.json 2>/tmp/tp.err || return 1

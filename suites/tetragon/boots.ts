@@ -1,0 +1,52 @@
+/**
+ * Spreading a cell's policies over several boots. The agent loads one policy at a
+ * time and, under TCG, the verifier makes each BPF program set cost seconds: the
+ * whole corpus does not fit one guest's load budget. The policies are packed into
+ * as many boots as the budget asks, and the boots run side by side like cells.
+ */
+import type { Policy } from '../../policy/model.js';
+
+/**
+ * Guest seconds per BPF program set the agent loads, measured under TCG with
+ * Tetragon v1.5.0 on Debian 6.12 (one kprobe 7-10 s, a kretprobe pair 12-15 s).
+ */
+export const TCG_SECONDS_PER_PROGRAM_SET = 10;
+/** Guest seconds from the agent's start until it answers on its socket, under TCG. */
+export const TCG_AGENT_START_SECONDS = 30;
+
+/**
+ * BPF program sets the agent loads for a policy: one per hook, two for a kprobe
+ * with `return: true`; with kprobe.multi, one (two with returns) for all of the
+ * policy's kprobes together.
+ */
+export function programSets(policy: Policy, kprobeMulti: boolean): number {
+  const kprobes = policy.hooks.filter((h) => h.kind === 'kprobe');
+  const others = policy.hooks.length - kprobes.length;
+  if (kprobeMulti && kprobes.length > 0) return others + 1 + (kprobes.some((h) => h.kretprobe) ? 1 : 0);
+  return others + kprobes.reduce((n, h) => n + (h.kretprobe ? 2 : 1), 0);
+}
+
+/** Boots needed so that no boot's estimated load exceeds the budget (at least one). */
+export function bootsNeeded(costs: readonly number[], budgetSeconds: number): number {
+  const usable = Math.max(budgetSeconds - TCG_AGENT_START_SECONDS, TCG_SECONDS_PER_PROGRAM_SET);
+  const total = costs.reduce((a, b) => a + b, 0) * TCG_SECONDS_PER_PROGRAM_SET;
+  return Math.max(1, Math.ceil(total / usable));
+}
+
+/**
+ * Which boot each policy goes to: the costliest first, each into the boot with the
+ * least so far (ties to the lowest boot), so the boots finish close together. The
+ * result is the same for the same input.
+ */
+export function spreadOverBoots(costs: readonly number[], boots: number): number[] {
+  const load = new Array<number>(boots).fill(0);
+  const out = new Array<number>(costs.length).fill(0);
+  const order = costs.map((c, i) => ({ c, i })).sort((a, b) => b.c - a.c || a.i - b.i);
+  for (const { c, i } of order) {
+    let best = 0;
+    for (let b = 1; b < boots; b++) if (load[b]! < load[best]!) best = b;
+    out[i] = best;
+    load[best]! += c;
+  }
+  return out;
+}
