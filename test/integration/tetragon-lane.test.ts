@@ -26,12 +26,13 @@ describe('the tetragon-vm lane', () => {
   });
 
   it.skipIf(!BUNDLE || !existsSync(BUNDLE))(
-    'loads policies into a real agent and asserts the events of the triggers (needs BPFGATE_TETRAGON_BUNDLE)',
+    'loads policies into real agents over two boots and asserts the events of the triggers (needs BPFGATE_TETRAGON_BUNDLE)',
     async () => {
       const out = tempOut('tetragon');
       await bpfgate([
-        'run', '--suite', 'tetragon', '--tetragon', BUNDLE!, '--tetragon-args', '--disable-kprobe-multi', '--cells', 'x86_64-6.12',
-        '--schema', CRD_DIR, '--policies', ['lsm_file_open.yaml', 'tcp-connect.yaml'].map((f) => join(EXAMPLES, f)).join(','),
+        'run', '--suite', 'tetragon', '--tetragon', BUNDLE!, '--tetragon-args', '--disable-kprobe-multi', '--tetragon-boots', '2', '--cells', 'x86_64-6.12',
+        // sys_setuid and sys_ptrace are both called `syscalls`: the agent takes the second under a numbered name.
+        '--schema', CRD_DIR, '--policies', ['lsm_file_open.yaml', 'tcp-connect.yaml', 'sys_setuid.yaml', 'sys_ptrace.yaml'].map((f) => join(EXAMPLES, f)).join(','),
         '--triggers', ['t1003-008-etc-passwd-and-shadow', 't1046-network-service-discovery'].map((t) => join(CATALOGUE, `${t}.yaml`)).join(','),
         '--out', out,
       ]);
@@ -42,6 +43,12 @@ describe('the tetragon-vm lane', () => {
       expect(check('t1003-008-etc-passwd-and-shadow', 'tetragon:events')?.status).toBe('pass');
       expect(check('t1046-network-service-discovery', 'tetragon:events')?.status).toBe('pass');
       expect(JSON.stringify(check('connect', 'tetragon:fired')?.evidence)).toContain('tcp_connect');
+      const loads = results.filter((r) => r.check === 'tetragon:load');
+      expect(loads.filter((r) => r.subject.startsWith('syscalls')).map((r) => r.status)).toEqual(['pass', 'pass']);
+      expect(loads.map((r) => r.evidence.agentName).filter(Boolean)).toEqual(['syscalls-2']);
+      // Both boots loaded policies; the triggers' checks above were asserted on their events together.
+      expect(new Set(loads.map((r) => r.evidence.boot))).toEqual(new Set([1, 2]));
+      expect(results.filter((r) => r.check === 'boot').map((r) => r.status)).toEqual(['pass', 'pass']);
     },
     600_000,
   );
