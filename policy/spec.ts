@@ -6,12 +6,17 @@ import type { Hook, Policy } from './model.js';
 
 export function hookSpec(policy: Pick<Policy, 'doc'>, hook: Pick<Hook, 'path'>): Record<string, unknown> | undefined {
   if (!hook.path) return undefined;
+  // The path names the entry ("spec.tracepoints[0]") or the field that names the hook
+  // ("spec.kprobes[0].call"), whose parent is the entry.
+  const parts = hook.path.replace(/\[(\d+)\]/g, '.$1').split('.');
+  const isEntry = (n: unknown): n is Record<string, unknown> => !!n && typeof n === 'object' && !Array.isArray(n);
   let node: unknown = policy.doc;
-  // The path names the node that names the hook ("spec.kprobes[0].call"); its parent is the entry.
-  for (const part of hook.path.replace(/\[(\d+)\]/g, '.$1').split('.').slice(0, -1)) {
+  let parent: unknown;
+  for (const part of parts) {
+    parent = node;
     node = (node as Record<string, unknown> | undefined)?.[part];
   }
-  return node && typeof node === 'object' && !Array.isArray(node) ? (node as Record<string, unknown>) : undefined;
+  return isEntry(node) ? node : isEntry(parent) ? parent : undefined;
 }
 
 /** `ignore: {callNotFound: true}`: the agent skips this call where the kernel lacks it. */

@@ -5,6 +5,7 @@
  * as many boots as the budget asks, and the boots run side by side like cells.
  */
 import type { Policy } from '../../policy/model.js';
+import { hookSpec } from '../../policy/spec.js';
 
 /**
  * Guest seconds per BPF program set the agent loads, measured under TCG with
@@ -49,4 +50,23 @@ export function spreadOverBoots(costs: readonly number[], boots: number): number
     load[best]! += c;
   }
   return out;
+}
+
+/**
+ * A policy whose hooks export every hit (no selectors): under TCG its events slow
+ * every later load in the same agent, raw_syscalls/sys_enter above all (measured: a
+ * one-set policy loaded after raw-syscalls took 75 s instead of 10).
+ */
+export function floods(policy: Policy): 0 | 1 | 2 {
+  const unfiltered = policy.hooks.filter((h) => {
+    const selectors = hookSpec(policy, h)?.selectors;
+    return !Array.isArray(selectors) || selectors.length === 0;
+  });
+  if (unfiltered.some((h) => (h.kind === 'tracepoint' || h.kind === 'rawtp') && h.name.startsWith('raw_syscalls/'))) return 2;
+  return unfiltered.length > 0 ? 1 : 0;
+}
+
+/** The order a boot adds its policies in: quiet ones first, the floods last; stable otherwise. */
+export function loadOrder(policies: readonly Policy[], indices: readonly number[]): number[] {
+  return [...indices].sort((a, b) => floods(policies[a]!) - floods(policies[b]!) || a - b);
 }

@@ -22,7 +22,7 @@ import { kprobeSymbol } from '../policies/targets.js';
 import { readExport, summarizeEvent, type TetragonEvent } from './events.js';
 import { agentErrors, loadVerdict, parsePolicyList, type PolicyLoadState } from './load-state.js';
 import { findMatch, functionNameMatches, markerOf } from './match.js';
-import { bootsNeeded, programSets, spreadOverBoots } from './boots.js';
+import { bootsNeeded, loadOrder, programSets, spreadOverBoots } from './boots.js';
 import { selectorsMayPass } from './selectors.js';
 
 /** Guest seconds, from the agent's start, for loading policies; the verifier is slow under TCG. */
@@ -146,10 +146,12 @@ class TetragonSession implements VmSuiteSession {
       { path: '/bpfgate/tetragon/markers', content: this.triggers.map((t) => t.marker).join('\n') + '\n' },
       { path: '/bpfgate/tetragon/args', content: this.options.agentArgs.join(' ') + '\n' },
       { path: '/bpfgate/tetragon/env', content: `BPFGATE_TETRAGON_LOAD_BUDGET=${Math.round(LOAD_BUDGET_MS / 1000)}\n` },
-      // Named by the policy's index in the cell, so a record names its policy whatever the boot.
-      ...this.policies.flatMap((p, i) => (this.bootOf[i] === boot
-        ? [{ path: `/bpfgate/tetragon/policies/${String(i).padStart(3, '0')}.yaml`, content: JSON.stringify(renamed(p.doc, this.names[i]!)) }]
-        : [])),
+      // Named <load order>-<index in the cell>: the guest adds them in name order, and a record
+      // names its policy whatever the boot.
+      ...loadOrder(this.policies, this.policies.flatMap((_, i) => (this.bootOf[i] === boot ? [i] : []))).map((i, n) => ({
+        path: `/bpfgate/tetragon/policies/${String(n).padStart(3, '0')}-${String(i).padStart(3, '0')}.yaml`,
+        content: JSON.stringify(renamed(this.policies[i]!.doc, this.names[i]!)),
+      })),
     ];
     // The policies suite may share boot 0: its triggers are numbered from 0, these from 500.
     // Every boot runs every trigger: each boot's policies owe their events.
@@ -186,9 +188,11 @@ class TetragonSession implements VmSuiteSession {
    * budget left out is charged to the infrastructure, not to the policy.
    */
   private addCheck(record: GuestRecord): CheckDraft[] {
-    const index = Number(record.header.file?.replace(/\.yaml$/, ''));
+    const index = Number(/-(\d+)\.yaml$/.exec(record.header.file ?? '')?.[1]);
     const policy = this.policies[index];
     if (!policy || record.header.rc === '0') return [];
+    // tetra gave up waiting, the agent did not: the listing says how the load ended.
+    if (/DeadlineExceeded|context deadline exceeded/.test(record.body)) return [];
     const base = { subject: this.subject(policy), check: 'tetragon:load', durationMs: Date.now() - this.started, source: policy.source };
     if (record.header.rc === 'budget') {
       return [{ ...base, status: 'error', reason: 'infra-boot-timeout', evidence: { why: `not added: the load budget ran out at ${record.header.up} s of guest uptime`, agent: this.bundle?.version, boot: this.bootOf[index]! + 1 } }];
@@ -344,7 +348,8 @@ export function comparePrediction(cell: Cell, results: CheckResult[]): CheckDraf
   const out: CheckDraft[] = [];
   for (const load of mine.filter((r) => r.check === 'tetragon:load')) {
     const kernel = mine.find((r) => r.subject === load.subject && r.check === 'hooks');
-    if (!kernel) continue;
+    // Nothing to compare where either lane has no verdict (an infra error, a skip).
+    if (!kernel || load.status === 'error' || load.status === 'skip' || kernel.status === 'error') continue;
     const kernelSaysWorks = kernel.status === 'pass' || kernel.reason === 'untested' || kernel.reason === 'not-fired';
     const agentLoaded = load.status === 'pass';
     // lsm-inactive policies load fine and never fire: the agent loading them agrees with the kernel lane.

@@ -25,9 +25,11 @@ export function parsePolicyList(text: string): PolicyLoadState[] {
   });
 }
 
-/** The check a load state becomes: enabled passes, anything else fails with the agent's words. */
-export function loadVerdict(state: PolicyLoadState | undefined): { status: 'pass' | 'fail'; reason: Reason | null } {
+/** The check a load state becomes: enabled passes, still loading is the machine's error, anything else fails with the agent's words. */
+export function loadVerdict(state: PolicyLoadState | undefined): { status: 'pass' | 'fail' | 'error'; reason: Reason | null } {
   if (!state) return { status: 'fail', reason: 'load-error' };
+  // Still loading when the guest's time was up: the machine was too slow, the policy is not at fault.
+  if (state.state === 'TP_STATE_LOADING') return { status: 'error', reason: 'infra-boot-timeout' };
   if (state.state === 'TP_STATE_ENABLED') return { status: 'pass', reason: null };
   if (state.state === 'TP_STATE_PARTIALLY_ENABLED') return { status: 'fail', reason: 'partially-enabled' };
   return { status: 'fail', reason: 'load-error' };

@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { readPolicies } from '../../policy/index.js';
 import type { Policy } from '../../policy/model.js';
-import { bootsNeeded, programSets, spreadOverBoots, TCG_AGENT_START_SECONDS, TCG_SECONDS_PER_PROGRAM_SET } from '../../suites/tetragon/boots.js';
+import { bootsNeeded, floods, loadOrder, programSets, spreadOverBoots, TCG_AGENT_START_SECONDS, TCG_SECONDS_PER_PROGRAM_SET } from '../../suites/tetragon/boots.js';
 import { selectorsMayPass } from '../../suites/tetragon/selectors.js';
 import { hookSpec } from '../../policy/spec.js';
 import { loadTriggerCatalogue } from '../../suites/triggers/load.js';
@@ -56,6 +56,19 @@ describe('spreading the corpus over boots', () => {
     expect(new Set(spreadOverBoots(costs, 1))).toEqual(new Set([0]));
     expect(bootsNeeded([1], budget)).toBe(1);
     expect(bootsNeeded([], budget)).toBe(1);
+  });
+});
+
+describe('the order a boot adds its policies in', () => {
+  it('adds the policies that export every raw syscall last, then those with unfiltered hooks', () => {
+    expect(floods(byFile('raw_syscalls.yaml'))).toBe(2);
+    // killer.yaml hooks raw_syscalls/sys_enter too, behind selectors: it exports only what they let through.
+    expect(floods(byFile('killer.yaml'))).toBeLessThan(2);
+    expect(floods(byFile('filename_monitoring.yaml'))).toBe(0);
+    expect(floods(byFile('tcp-connect.yaml'))).toBe(1);
+    const picks = ['raw_syscalls.yaml', 'tcp-connect.yaml', 'filename_monitoring.yaml'].map((f) => corpus.indexOf(byFile(f)));
+    const order = loadOrder(corpus, picks);
+    expect(order.map((i) => corpus[i]!.source.file.split('/').pop())).toEqual(['filename_monitoring.yaml', 'tcp-connect.yaml', 'raw_syscalls.yaml']);
   });
 });
 

@@ -35,6 +35,11 @@ describe('the agent\'s load state, from a real tetra tracingpolicy list', () => 
     expect(loadVerdict(partial)).toEqual({ status: 'fail', reason: 'partially-enabled' });
   });
 
+  it('charges a policy still loading when the guest\'s time ran out to the machine, not to the policy', () => {
+    const [loading] = parsePolicyList('{"policies":[{"name":"privileges-raise","sensors":["generic_kprobe"],"state":"TP_STATE_LOADING"}]}');
+    expect(loadVerdict(loading)).toEqual({ status: 'error', reason: 'infra-boot-timeout' });
+  });
+
   it('reads older agents without a state field from enabled and error', () => {
     const [old, broken] = parsePolicyList('{"policies":[{"name":"a","enabled":true},{"name":"b","enabled":false,"error":"x"}]}');
     expect(old!.state).toBe('TP_STATE_ENABLED');
