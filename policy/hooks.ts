@@ -87,7 +87,13 @@ export function hooksAndNeeds(doc: SourceDocument): HooksAndNeeds {
       }
       const because = `${where} ${hook.name}${hook.list && hook.name !== call ? ` (${call})` : ''}`;
       out.need('kprobe', because, hook);
-      if (hasAction(hook.actions, 'override')) out.overrideNeed(because, hook, kprobeOverrideVia(hook));
+      if (hasAction(hook.actions, 'override')) {
+        const via = kprobeOverrideVia(hook);
+        // Tetragon refuses any kprobe Override when bpf_override_return is missing, security_*
+        // included (measured: "override action not supported"); those then attach through fmod_ret.
+        if (via === 'fmod-ret') out.overrideNeed(`${because}: Tetragon requires bpf_override_return for any Override`, hook, 'override-return');
+        out.overrideNeed(because, hook, via);
+      }
       if (hasAction(hook.actions, 'sigkill', 'signal')) out.need('sigkill', `${because}: ${sigkillAction(hook.actions)} action`, hook);
     }
   });
@@ -193,7 +199,7 @@ export function hooksAndNeeds(doc: SourceDocument): HooksAndNeeds {
   return { hooks: out.hooks, needs: out.needs };
 }
 
-/** Tetragon: Override on security_* needs fmod_ret; on a syscall, bpf_override_return. */
+/** Tetragon: Override on security_* attaches through fmod_ret; on a syscall, bpf_override_return. */
 function kprobeOverrideVia(hook: Hook): 'override-return' | 'fmod-ret' | undefined {
   if (hook.name.startsWith('security_')) return 'fmod-ret';
   return hook.syscall ? 'override-return' : undefined;

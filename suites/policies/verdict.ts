@@ -104,8 +104,7 @@ export function judgePolicy(policy: Policy, subject: string, m: Measurements): C
   if (needs.has('trampoline') && m.features.trampolines === false) {
     return fail('trampoline-unsupported', lsmHook ?? policy.hooks[0], { because: needOf('trampoline')?.because, why: 'fentry attach failed in this guest (524)' });
   }
-  const override = policy.needs.find((n) => n.feature === 'override');
-  if (override) {
+  for (const override of policy.needs.filter((n) => n.feature === 'override')) {
     const works = override.via === 'fmod-ret' ? m.features.fmodRet : m.features.overrideReturn;
     if (works === false) {
       return fail('override-unsupported', undefined, { because: override.because, via: override.via ?? 'override-return', why: `${override.via ?? 'bpf_override_return'} failed in this guest` });

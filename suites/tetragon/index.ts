@@ -60,10 +60,24 @@ export function agentNames(policies: readonly Policy[]): string[] {
   });
 }
 
-/** The policy document as the agent gets it: only `metadata.name` may differ. */
-function renamed(doc: unknown, name: string): unknown {
-  const d = doc as { metadata?: Record<string, unknown> };
-  return { ...d, metadata: { ...d.metadata, name } };
+/**
+ * The policy document as the agent gets it: only `metadata.name` may differ, and a
+ * namespaced policy without a namespace goes to `default`, as `kubectl apply` puts it.
+ */
+function asApplied(policy: Policy, name: string): unknown {
+  const d = policy.doc as { metadata?: Record<string, unknown> };
+  const namespace = policy.kind === 'TracingPolicyNamespaced' && !policy.namespace ? { namespace: 'default' } : {};
+  return { ...d, metadata: { ...d.metadata, name, ...namespace } };
+}
+
+/**
+ * Agent flags: the user's, plus the policy filter when a namespaced policy is loaded. The
+ * release tarball leaves it off and the agent then refuses every namespaced policy; the
+ * Kubernetes deployments such policies are written for run with it on.
+ */
+function agentFlags(policies: readonly Policy[], userArgs: readonly string[]): string[] {
+  const namespaced = policies.some((p) => p.kind === 'TracingPolicyNamespaced');
+  return namespaced && !userArgs.some((a) => a.startsWith('--enable-policy-filter')) ? [...userArgs, '--enable-policy-filter'] : [...userArgs];
 }
 
 /** A hook of an enabled policy: `kind:name` as events name it, and its policy entry. */
@@ -144,13 +158,13 @@ class TetragonSession implements VmSuiteSession {
       ...bundleFiles(this.bundle),
       { path: '/bpfgate/steps/30-tetragon.sh', content: readFileSync(assetPath('suites', 'tetragon', 'guest', 'tetragon.sh')) },
       { path: '/bpfgate/tetragon/markers', content: this.triggers.map((t) => t.marker).join('\n') + '\n' },
-      { path: '/bpfgate/tetragon/args', content: this.options.agentArgs.join(' ') + '\n' },
+      { path: '/bpfgate/tetragon/args', content: agentFlags(this.policies.filter((_, i) => this.bootOf[i] === boot), this.options.agentArgs).join(' ') + '\n' },
       { path: '/bpfgate/tetragon/env', content: `BPFGATE_TETRAGON_LOAD_BUDGET=${Math.round(LOAD_BUDGET_MS / 1000)}\n` },
       // Named <load order>-<index in the cell>: the guest adds them in name order, and a record
       // names its policy whatever the boot.
       ...loadOrder(this.policies, this.policies.flatMap((_, i) => (this.bootOf[i] === boot ? [i] : []))).map((i, n) => ({
         path: `/bpfgate/tetragon/policies/${String(n).padStart(3, '0')}-${String(i).padStart(3, '0')}.yaml`,
-        content: JSON.stringify(renamed(this.policies[i]!.doc, this.names[i]!)),
+        content: JSON.stringify(asApplied(this.policies[i]!, this.names[i]!)),
       })),
     ];
     // The policies suite may share boot 0: its triggers are numbered from 0, these from 500.
@@ -215,7 +229,8 @@ class TetragonSession implements VmSuiteSession {
     return this.policies.flatMap((p, i) => {
       if (this.bootOf[i] !== boot) return [];
       const name = this.names[i]!;
-      const state = states.find((s) => s.name === name && (s.namespace || undefined) === p.namespace);
+      const namespace = p.namespace ?? (p.kind === 'TracingPolicyNamespaced' ? 'default' : undefined);
+      const state = states.find((s) => s.name === name && (s.namespace || undefined) === namespace);
       const verdict = ready ? loadVerdict(state) : { status: 'fail' as const, reason: 'load-error' as const };
       return [{
         subject: this.subject(p),
