@@ -70,3 +70,22 @@ export function floods(policy: Policy): 0 | 1 | 2 {
 export function loadOrder(policies: readonly Policy[], indices: readonly number[]): number[] {
   return [...indices].sort((a, b) => floods(policies[a]!) - floods(policies[b]!) || a - b);
 }
+
+/**
+ * The boot of each policy. Policies that export every syscall get a boot of their own:
+ * under TCG their events overflow the agent's ring buffer, and the events of every other
+ * policy in that agent are lost with them (measured: four triggers went unseen). The rest
+ * are packed by cost into as many boots as the budget needs, or into the boots asked for.
+ */
+export function planBoots(policies: readonly Policy[], costs: readonly number[], opts: { boots: number | 'auto'; budgetSeconds: number }): { count: number; bootOf: number[] } {
+  const flood = policies.map((p) => floods(p) === 2);
+  const quiet = policies.flatMap((_, i) => (flood[i] ? [] : [i]));
+  const alone = flood.some(Boolean) && quiet.length > 0 ? 1 : 0;
+  const wanted = opts.boots === 'auto'
+    ? bootsNeeded(quiet.map((i) => costs[i]!), opts.budgetSeconds) + alone
+    : Math.max(1, Math.min(opts.boots, policies.length));
+  const shared = Math.max(1, wanted - (wanted > 1 ? alone : 0));
+  const spread = spreadOverBoots(quiet.map((i) => costs[i]!), shared);
+  const bootOf = policies.map((_, i) => (flood[i] ? wanted - 1 : spread[quiet.indexOf(i)]!));
+  return { count: wanted, bootOf };
+}

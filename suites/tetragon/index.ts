@@ -22,7 +22,7 @@ import { kprobeSymbol } from '../policies/targets.js';
 import { readExport, summarizeEvent, type TetragonEvent } from './events.js';
 import { agentErrors, loadVerdict, parsePolicyList, type PolicyLoadState } from './load-state.js';
 import { findMatch, functionNameMatches, markerOf } from './match.js';
-import { bootsNeeded, loadOrder, programSets, spreadOverBoots } from './boots.js';
+import { loadOrder, planBoots, programSets } from './boots.js';
 import { selectorsMayPass } from './selectors.js';
 
 /** Guest seconds, from the agent's start, for loading policies; the verifier is slow under TCG. */
@@ -137,11 +137,11 @@ class TetragonSession implements VmSuiteSession {
     this.names = agentNames(this.policies);
     const multi = usesKprobeMulti(ctx, options.agentArgs);
     const costs = this.policies.map((p) => programSets(p, multi));
-    const wanted = options.boots ?? 'auto';
-    this.bootCount = !this.bundle ? 1
-      : wanted !== 'auto' ? Math.max(1, Math.min(wanted, this.policies.length))
-      : ctx.accel === 'kvm' ? 1 : bootsNeeded(costs, LOAD_BUDGET_MS / 1000);
-    this.bootOf = spreadOverBoots(costs, this.bootCount);
+    // Under KVM the verifier runs at native speed: one boot holds the corpus.
+    const boots = !this.bundle || (ctx.accel === 'kvm' && (options.boots ?? 'auto') === 'auto') ? 1 : (options.boots ?? 'auto');
+    const plan = planBoots(this.policies, costs, { boots, budgetSeconds: LOAD_BUDGET_MS / 1000 });
+    this.bootCount = plan.count;
+    this.bootOf = plan.bootOf;
   }
 
   private subject(p: (typeof this.policies)[number]): string {

@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { readPolicies } from '../../policy/index.js';
 import type { Policy } from '../../policy/model.js';
-import { bootsNeeded, floods, loadOrder, programSets, spreadOverBoots, TCG_AGENT_START_SECONDS, TCG_SECONDS_PER_PROGRAM_SET } from '../../suites/tetragon/boots.js';
+import { bootsNeeded, floods, loadOrder, planBoots, programSets, spreadOverBoots, TCG_AGENT_START_SECONDS, TCG_SECONDS_PER_PROGRAM_SET } from '../../suites/tetragon/boots.js';
 import { selectorsMayPass } from '../../suites/tetragon/selectors.js';
 import { hookSpec } from '../../policy/spec.js';
 import { loadTriggerCatalogue } from '../../suites/triggers/load.js';
@@ -56,6 +56,28 @@ describe('spreading the corpus over boots', () => {
     expect(new Set(spreadOverBoots(costs, 1))).toEqual(new Set([0]));
     expect(bootsNeeded([1], budget)).toBe(1);
     expect(bootsNeeded([], budget)).toBe(1);
+  });
+});
+
+describe('the plan of a cell\'s boots', () => {
+  it('gives the policies that export every syscall a boot of their own, and packs the rest', () => {
+    const costs = corpus.map((p) => programSets(p, false));
+    const { count, bootOf } = planBoots(corpus, costs, { boots: 'auto', budgetSeconds: 360 });
+    const raw = corpus.indexOf(byFile('raw_syscalls.yaml'));
+    expect(bootOf[raw]).toBe(count - 1);
+    expect(bootOf.filter((b) => b === count - 1)).toHaveLength(corpus.filter((p) => floods(p) === 2).length);
+    for (let b = 0; b < count; b++) expect(bootOf).toContain(b);
+    const quiet = corpus.flatMap((p, i) => (floods(p) === 2 ? [] : [costs[i]!]));
+    expect(count).toBe(bootsNeeded(quiet, 360) + 1);
+  });
+
+  it('keeps to the boots asked for, and to one boot when asked', () => {
+    const costs = corpus.map((p) => programSets(p, true));
+    const three = planBoots(corpus, costs, { boots: 3, budgetSeconds: 360 });
+    expect(three.count).toBe(3);
+    expect(new Set(three.bootOf)).toEqual(new Set([0, 1, 2]));
+    const one = planBoots(corpus, costs, { boots: 1, budgetSeconds: 360 });
+    expect(new Set(one.bootOf)).toEqual(new Set([0]));
   });
 });
 
