@@ -4,14 +4,15 @@
  * whole corpus does not fit one guest's load budget. The policies are packed into
  * as many boots as the budget asks, and the boots run side by side like cells.
  */
+import type { Arch } from '../../matrix/cell.js';
 import type { Policy } from '../../policy/model.js';
 import { hookSpec } from '../../policy/spec.js';
 
 /**
- * Guest seconds per BPF program set the agent loads, measured under TCG with
- * Tetragon v1.5.0 on Debian 6.12 (one kprobe 7-10 s, a kretprobe pair 12-15 s).
+ * Guest seconds per BPF program set the agent loads, measured under TCG with Tetragon
+ * v1.5.0 on Debian 6.12 and the whole corpus: x86_64 8-10 s, arm64 (16K pages) 18-30 s.
  */
-export const TCG_SECONDS_PER_PROGRAM_SET = 10;
+export const TCG_SECONDS_PER_PROGRAM_SET: Record<Arch, number> = { x86_64: 10, arm64: 20 };
 /** Guest seconds from the agent's start until it answers on its socket, under TCG. */
 export const TCG_AGENT_START_SECONDS = 30;
 
@@ -28,9 +29,9 @@ export function programSets(policy: Policy, kprobeMulti: boolean): number {
 }
 
 /** Boots needed so that no boot's estimated load exceeds the budget (at least one). */
-export function bootsNeeded(costs: readonly number[], budgetSeconds: number): number {
-  const usable = Math.max(budgetSeconds - TCG_AGENT_START_SECONDS, TCG_SECONDS_PER_PROGRAM_SET);
-  const total = costs.reduce((a, b) => a + b, 0) * TCG_SECONDS_PER_PROGRAM_SET;
+export function bootsNeeded(costs: readonly number[], budgetSeconds: number, secondsPerSet: number): number {
+  const usable = Math.max(budgetSeconds - TCG_AGENT_START_SECONDS, secondsPerSet);
+  const total = costs.reduce((a, b) => a + b, 0) * secondsPerSet;
   return Math.max(1, Math.ceil(total / usable));
 }
 
@@ -77,12 +78,12 @@ export function loadOrder(policies: readonly Policy[], indices: readonly number[
  * policy in that agent are lost with them (measured: four triggers went unseen). The rest
  * are packed by cost into as many boots as the budget needs, or into the boots asked for.
  */
-export function planBoots(policies: readonly Policy[], costs: readonly number[], opts: { boots: number | 'auto'; budgetSeconds: number }): { count: number; bootOf: number[] } {
+export function planBoots(policies: readonly Policy[], costs: readonly number[], opts: { boots: number | 'auto'; budgetSeconds: number; secondsPerSet: number }): { count: number; bootOf: number[] } {
   const flood = policies.map((p) => floods(p) === 2);
   const quiet = policies.flatMap((_, i) => (flood[i] ? [] : [i]));
   const alone = flood.some(Boolean) && quiet.length > 0 ? 1 : 0;
   const wanted = opts.boots === 'auto'
-    ? bootsNeeded(quiet.map((i) => costs[i]!), opts.budgetSeconds) + alone
+    ? bootsNeeded(quiet.map((i) => costs[i]!), opts.budgetSeconds, opts.secondsPerSet) + alone
     : Math.max(1, Math.min(opts.boots, policies.length));
   const shared = Math.max(1, wanted - (wanted > 1 ? alone : 0));
   const spread = spreadOverBoots(quiet.map((i) => costs[i]!), shared);

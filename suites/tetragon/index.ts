@@ -22,7 +22,7 @@ import { kprobeSymbol } from '../policies/targets.js';
 import { readExport, summarizeEvent, type TetragonEvent } from './events.js';
 import { agentErrors, loadVerdict, parsePolicyList, type PolicyLoadState } from './load-state.js';
 import { findMatch, functionNameMatches, markerOf } from './match.js';
-import { loadOrder, planBoots, programSets } from './boots.js';
+import { loadOrder, planBoots, programSets, TCG_SECONDS_PER_PROGRAM_SET } from './boots.js';
 import { selectorsMayPass } from './selectors.js';
 
 /** Guest seconds, from the agent's start, for loading policies; the verifier is slow under TCG. */
@@ -139,7 +139,7 @@ class TetragonSession implements VmSuiteSession {
     const costs = this.policies.map((p) => programSets(p, multi));
     // Under KVM the verifier runs at native speed: one boot holds the corpus.
     const boots = !this.bundle || (ctx.accel === 'kvm' && (options.boots ?? 'auto') === 'auto') ? 1 : (options.boots ?? 'auto');
-    const plan = planBoots(this.policies, costs, { boots, budgetSeconds: LOAD_BUDGET_MS / 1000 });
+    const plan = planBoots(this.policies, costs, { boots, budgetSeconds: LOAD_BUDGET_MS / 1000, secondsPerSet: TCG_SECONDS_PER_PROGRAM_SET[ctx.cell.arch] });
     this.bootCount = plan.count;
     this.bootOf = plan.bootOf;
   }
