@@ -19,17 +19,13 @@ import { triggersCommand } from './commands/triggers.js';
 import { planCells } from './commands/run.js';
 
 const list = (value: string, previous: string[] = []) => [...previous, ...value.split(',').map((s) => s.trim()).filter(Boolean)];
-const positiveInt = (value: string) => {
+const positiveWhole = (value: string, expected: string) => {
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive whole number');
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`expected ${expected}`);
   return n;
 };
-const bootsOption = (value: string): number | 'auto' => {
-  if (value === 'auto') return 'auto';
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected auto or a positive whole number');
-  return n;
-};
+const positiveInt = (value: string) => positiveWhole(value, 'a positive whole number');
+const bootsOption = (value: string): number | 'auto' => (value === 'auto' ? 'auto' : positiveWhole(value, 'auto or a positive whole number'));
 const ARCHES = ['x86_64', 'arm64'];
 
 let exitCode = 0;

@@ -19,6 +19,12 @@ export function hookSpec(policy: Pick<Policy, 'doc'>, hook: Pick<Hook, 'path'>):
   return isEntry(node) ? node : isEntry(parent) ? parent : undefined;
 }
 
+/** A hook behind selectors exports only the hits they let through. */
+export function hasSelectors(policy: Pick<Policy, 'doc'>, hook: Pick<Hook, 'path'>): boolean {
+  const selectors = hookSpec(policy, hook)?.selectors;
+  return Array.isArray(selectors) && selectors.length > 0;
+}
+
 /** `ignore: {callNotFound: true}`: the agent skips this call where the kernel lacks it. */
 export function ignoresMissingCall(policy: Pick<Policy, 'doc'>, hook: Pick<Hook, 'path'>): boolean {
   const ignore = hookSpec(policy, hook)?.ignore as Record<string, unknown> | undefined;

@@ -77,12 +77,14 @@ export async function runMatrix(opts: RunOptions): Promise<CheckResult[]> {
         // A cell takes a job slot for each step that keeps a core busy (preparing, each boot)
         // and none while it waits: a cell waiting for its extra boots must not hold a slot.
         let started = 0;
+        const markStarted = () => {
+          if (started) return;
+          started = Date.now();
+          bus.emit({ type: 'cell-start', cell: cell.id });
+        };
         const slot = <T>(work: () => Promise<T>) =>
           limit(() => {
-            if (!started) {
-              started = Date.now();
-              bus.emit({ type: 'cell-start', cell: cell.id });
-            }
+            markStarted();
             return work();
           });
         const ctx: CellContext = { cell, policies, policyProblems, fileProblems, subjects };
@@ -115,10 +117,7 @@ export async function runMatrix(opts: RunOptions): Promise<CheckResult[]> {
           const t0 = Date.now();
           for (const d of suite.run(ctx)) record(suite.lane, suite.name, { ...d, durationMs: d.durationMs || Date.now() - t0 });
         }
-        if (!started) {
-          started = Date.now();
-          bus.emit({ type: 'cell-start', cell: cell.id });
-        }
+        markStarted();
         bus.emit({ type: 'cell-end', cell: cell.id, ok, durationMs: Date.now() - started });
       }),
     );

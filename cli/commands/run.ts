@@ -90,7 +90,7 @@ function attachProgress(bus: EventBus): Promise<void> {
 export async function runCommand(opts: RunCommandOptions): Promise<number> {
   const out = opts.out_stream ?? process.stdout;
   const outDir = resolve(opts.out);
-  const suites: Suite[] = await resolveSuites(opts.suites, { ...(opts.triggers ? { triggers: opts.triggers } : {}), ...(opts.tetragon ? { tetragon: opts.tetragon } : {}), ...(opts.tetragonArgs ? { tetragonArgs: opts.tetragonArgs } : {}), ...(opts.tetragonBoots ? { tetragonBoots: opts.tetragonBoots } : {}) });
+  const suites: Suite[] = await resolveSuites(opts.suites, { triggers: opts.triggers, tetragon: opts.tetragon, tetragonArgs: opts.tetragonArgs, tetragonBoots: opts.tetragonBoots });
   const cells = await planCells(opts.matrix, opts.cells);
   const baseline: BaselineEntry[] = opts.baseline ? await loadBaseline(opts.baseline) : [];
   const { documents } = opts.policies.length

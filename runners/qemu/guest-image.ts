@@ -106,11 +106,6 @@ export interface GuestImageOptions {
   onProgress?: (line: string) => void;
 }
 
-/** The package root (core/assets.ts): guest/rootfs and guest/bpf live there. */
-export function projectRoot(): string {
-  return PACKAGE_ROOT;
-}
-
 const inFlight = new Map<string, Promise<GuestImage>>();
 
 /**
@@ -119,8 +114,8 @@ const inFlight = new Map<string, Promise<GuestImage>>();
  */
 export async function buildGuestImage(arch: Arch, opts: GuestImageOptions = {}): Promise<GuestImage> {
   const specs = opts.packages ?? GUEST_PACKAGES;
-  const rootfsDir = opts.rootfsDir ?? join(projectRoot(), 'guest', 'rootfs');
-  const bpfDir = opts.bpfDir ?? join(projectRoot(), 'guest', 'bpf');
+  const rootfsDir = opts.rootfsDir ?? join(PACKAGE_ROOT, 'guest', 'rootfs');
+  const bpfDir = opts.bpfDir ?? join(PACKAGE_ROOT, 'guest', 'bpf');
   if (!existsSync(join(rootfsDir, 'init'))) {
     throw new InfraError('infra-guest-build', `${join(rootfsDir, 'init')} is missing: the guest overlay tree must provide /init`);
   }

@@ -6,7 +6,7 @@
  */
 import type { Arch } from '../../matrix/cell.js';
 import type { Policy } from '../../policy/model.js';
-import { hookSpec } from '../../policy/spec.js';
+import { hasSelectors } from '../../policy/spec.js';
 
 /**
  * Guest seconds per BPF program set the agent loads, measured under TCG with Tetragon
@@ -59,10 +59,7 @@ export function spreadOverBoots(costs: readonly number[], boots: number): number
  * one-set policy loaded after raw-syscalls took 75 s instead of 10).
  */
 export function floods(policy: Policy): 0 | 1 | 2 {
-  const unfiltered = policy.hooks.filter((h) => {
-    const selectors = hookSpec(policy, h)?.selectors;
-    return !Array.isArray(selectors) || selectors.length === 0;
-  });
+  const unfiltered = policy.hooks.filter((h) => !hasSelectors(policy, h));
   if (unfiltered.some((h) => (h.kind === 'tracepoint' || h.kind === 'rawtp') && h.name.startsWith('raw_syscalls/'))) return 2;
   return unfiltered.length > 0 ? 1 : 0;
 }

@@ -14,7 +14,7 @@ import type { GuestRecord } from '../../runners/qemu/protocol.js';
 import type { GuestOutcome } from '../../runners/qemu/vm.js';
 import { bundleFor, type TetragonBundle } from '../../runners/tetragon/bundle.js';
 import type { Policy } from '../../policy/model.js';
-import { hookSpec } from '../../policy/spec.js';
+import { hasSelectors, hookSpec } from '../../policy/spec.js';
 import type { CellContext, CheckDraft, GuestFile, PlannedCheck, StaticSuite, VmSuite, VmSuiteSession } from '../suite.js';
 import type { ExpectedEvent, Trigger } from '../triggers/model.js';
 import { triggerGuestFiles } from '../triggers/guest-files.js';
@@ -60,14 +60,16 @@ export function agentNames(policies: readonly Policy[]): string[] {
   });
 }
 
-/**
- * The policy document as the agent gets it: only `metadata.name` may differ, and a
- * namespaced policy without a namespace goes to `default`, as `kubectl apply` puts it.
- */
+/** The namespace a policy lands in: a namespaced one without one goes to `default`, as `kubectl apply` puts it. */
+function appliedNamespace(policy: Policy): string | undefined {
+  return policy.namespace ?? (policy.kind === 'TracingPolicyNamespaced' ? 'default' : undefined);
+}
+
+/** The policy document as the agent gets it: only `metadata.name` and `metadata.namespace` may differ. */
 function asApplied(policy: Policy, name: string): unknown {
   const d = policy.doc as { metadata?: Record<string, unknown> };
-  const namespace = policy.kind === 'TracingPolicyNamespaced' && !policy.namespace ? { namespace: 'default' } : {};
-  return { ...d, metadata: { ...d.metadata, name, ...namespace } };
+  const namespace = appliedNamespace(policy);
+  return { ...d, metadata: { ...d.metadata, name, ...(namespace ? { namespace } : {}) } };
 }
 
 /**
@@ -91,10 +93,8 @@ interface EnabledHook {
 function enabledHooks(policies: Policy[], enabled: Set<Policy>, arch: Cell['arch']): EnabledHook[] {
   return policies.filter((p) => enabled.has(p)).flatMap((p) =>
     p.hooks.map((h) => {
-      const spec = hookSpec(p, h);
       const kind = h.kind === 'rawtp' ? 'tracepoint' : h.kind;
-      const selectors = spec?.selectors;
-      return { key: `${kind}:${h.kind === 'kprobe' ? kprobeSymbol(h, arch) : h.name}`, spec, filtered: Array.isArray(selectors) && selectors.length > 0 };
+      return { key: `${kind}:${h.kind === 'kprobe' ? kprobeSymbol(h, arch) : h.name}`, spec: hookSpec(p, h), filtered: hasSelectors(p, h) };
     }),
   );
 }
@@ -123,7 +123,6 @@ class TetragonSession implements VmSuiteSession {
   private readonly bootOf: number[];
   private readonly bootCount: number;
   private readonly reports = new Map<number, BootReport>();
-  private readonly agentLogs = new Map<number, string>();
   private readonly started = Date.now();
 
   constructor(
@@ -154,7 +153,7 @@ class TetragonSession implements VmSuiteSession {
 
   guestFiles(boot: number): GuestFile[] {
     if (!this.bundle) return [];
-    const files: GuestFile[] = [
+    return [
       ...bundleFiles(this.bundle),
       { path: '/bpfgate/steps/30-tetragon.sh', content: readFileSync(assetPath('suites', 'tetragon', 'guest', 'tetragon.sh')) },
       { path: '/bpfgate/tetragon/markers', content: this.triggers.map((t) => t.marker).join('\n') + '\n' },
@@ -166,11 +165,10 @@ class TetragonSession implements VmSuiteSession {
         path: `/bpfgate/tetragon/policies/${String(n).padStart(3, '0')}-${String(i).padStart(3, '0')}.yaml`,
         content: JSON.stringify(asApplied(this.policies[i]!, this.names[i]!)),
       })),
+      // The policies suite may share boot 0: its triggers are numbered from 0, these from 500.
+      // Every boot runs every trigger: each boot's policies owe their events.
+      ...triggerGuestFiles(this.triggers, 500, '/bpfgate/tetragon/triggers'),
     ];
-    // The policies suite may share boot 0: its triggers are numbered from 0, these from 500.
-    // Every boot runs every trigger: each boot's policies owe their events.
-    files.push(...triggerGuestFiles(this.triggers, 500, '/bpfgate/tetragon/triggers'));
-    return files;
   }
 
   memoryMiB(): number {
@@ -188,11 +186,10 @@ class TetragonSession implements VmSuiteSession {
   onRecord(record: GuestRecord, boot = 0): CheckDraft[] {
     if (record.type === 'tp-add') return this.addCheck(record);
     if (record.type === 'tp-list') return this.loadChecks(record, boot);
-    if (record.type === 'tetragon-events') {
-      const report = this.reports.get(boot);
-      if (report) report.events = readExport(record.body, `${this.ctx.cell.id}:tetragon.log`, { tolerant: true }).events;
-    }
-    if (record.type === 'agent-log') this.agentLogs.set(boot, record.body);
+    // Both come after the boot's tp-list, which opened its report.
+    const report = this.reports.get(boot);
+    if (report && record.type === 'tetragon-events') report.events = readExport(record.body, `${this.ctx.cell.id}:tetragon.log`, { tolerant: true }).events;
+    if (report && record.type === 'agent-log' && record.body) report.agentLog = record.body;
     return [];
   }
 
@@ -229,8 +226,7 @@ class TetragonSession implements VmSuiteSession {
     return this.policies.flatMap((p, i) => {
       if (this.bootOf[i] !== boot) return [];
       const name = this.names[i]!;
-      const namespace = p.namespace ?? (p.kind === 'TracingPolicyNamespaced' ? 'default' : undefined);
-      const state = states.find((s) => s.name === name && (s.namespace || undefined) === namespace);
+      const state = states.find((s) => s.name === name && (s.namespace || undefined) === appliedNamespace(p));
       const verdict = ready ? loadVerdict(state) : { status: 'fail' as const, reason: 'load-error' as const };
       return [{
         subject: this.subject(p),
@@ -267,8 +263,6 @@ class TetragonSession implements VmSuiteSession {
       this.reports.delete(boot);
       return [];
     }
-    const log = this.agentLogs.get(boot) ?? '';
-    if (log) report.agentLog = log;
     if (report.ready) return [];
     // An agent that never got ready: its own error lines are the evidence.
     const errors = agentErrors(report.agentLog);

@@ -14,13 +14,14 @@ import { InfraError } from '../../core/errors.js';
 import type { Arch } from '../../matrix/cell.js';
 import { DEFAULT_KERNELS } from '../../matrix/kernel-catalogue.js';
 import { listArchive, type ArchiveEntry } from '../../runners/qemu/cpio.js';
-import { GUEST_PACKAGES, buildGuestImage, buildOverlay, projectRoot, type GuestImage } from '../../runners/qemu/guest-image.js';
+import { PACKAGE_ROOT } from '../../core/assets.js';
+import { GUEST_PACKAGES, buildGuestImage, buildOverlay, type GuestImage } from '../../runners/qemu/guest-image.js';
 import { fetchKernel } from '../../runners/qemu/kernel-cache.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'bpfgate-guest-image-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const ROOT = projectRoot();
+const ROOT = PACKAGE_ROOT;
 const BPF_SOURCES = readdirSync(join(ROOT, 'guest', 'bpf')).filter((n) => n.endsWith('.bpf.c')).sort();
 const images = new Map<Arch, GuestImage>();
 const listings = new Map<Arch, Map<string, ArchiveEntry>>();

@@ -33,8 +33,6 @@ _bg_counters() {
 	awk -v PREV=/tmp/bg-prev -v TPS=$_P/tracepoints -f $_P/counters.awk /tmp/bg-prev $_P/tracepoints $_T/kprobe_profile $_bg_hists
 }
 
-BPFGATE_ARCH=$(uname -m); [ "$BPFGATE_ARCH" = aarch64 ] && BPFGATE_ARCH=arm64
-export BPFGATE_ARCH
 read -r _up _ < /proc/uptime
 emit counters "phase=base up=$_up" "$(_bg_counters)"
 # Read past that report: its console write belongs to no trigger (the first null run included).

@@ -61,8 +61,6 @@ $(tail -c 2000 /tmp/tp.err 2>/dev/null)
 $([ $_ready -eq 1 ] || tail -c 3000 /run/tetragon.out)"
 
 if [ $_ready -eq 1 ]; then
-	BPFGATE_ARCH=$(uname -m); [ "$BPFGATE_ARCH" = aarch64 ] && BPFGATE_ARCH=arm64
-	export BPFGATE_ARCH
 	while read -r _seq _id _marker; do
 		[ -n "$_seq" ] || continue
 		export BPFGATE_MARKER="$_marker"
