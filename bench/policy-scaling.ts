@@ -15,7 +15,7 @@ import { ResultStore } from '../core/results-store.js';
 import { planCells } from '../cli/commands/run.js';
 import { readPolicies } from '../policy/index.js';
 import { runMatrix } from '../runners/orchestrator.js';
-import { prepareQemuCell } from '../runners/qemu/prepare.js';
+import { bootableCell, kernelFacts } from '../runners/qemu/platform.js';
 import { policiesSuite } from '../suites/policies/index.js';
 import { loadTriggerCatalogue } from '../suites/triggers/load.js';
 import { measure, seconds, table } from './measure.js';
@@ -24,7 +24,7 @@ const { values } = parseArgs({
   options: { cell: { type: 'string', default: 'x86_64-6.12' }, policies: { type: 'string', default: '../shared/corpus' }, schema: { type: 'string', default: '../shared/corpus/crd' } },
 });
 const cells = await planCells(undefined, values.cell);
-await prepareQemuCell(cells[0]!); // warm cache: downloads are not measured
+await bootableCell(cells[0]!, (await kernelFacts(cells[0]!)).kernel); // warm cache: downloads are not measured
 const { documents } = await readPolicies([values.policies!], { schema: values.schema! });
 const valid = documents.filter((d) => d.policy && d.valid);
 const suite = policiesSuite(await loadTriggerCatalogue());
@@ -39,7 +39,7 @@ async function cellRun(label: string, docs: typeof valid) {
     return await runMatrix({ cells, suites: [suite], documents: docs, outDir: out, store, bus, jobs: 1 });
   });
   hooks = new Set(docs.flatMap((d) => d.policy!.hooks.map((h) => h.id))).size;
-  const errors = result.filter((r) => r.status === 'error').length;
+  const errors = result.results.filter((r) => r.status === 'error').length;
   return { label, policies: docs.length, hooks, stats, errors };
 }
 

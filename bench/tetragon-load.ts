@@ -16,11 +16,11 @@ import { planCells } from '../cli/commands/run.js';
 import { EventBus } from '../core/events.js';
 import { ResultStore } from '../core/results-store.js';
 import { readPolicies } from '../policy/index.js';
-import { chooseAccel, RAW_DONE_MARKER } from '../runners/qemu/accel.js';
-import { prepareQemuCell } from '../runners/qemu/prepare.js';
+import { RAW_DONE_MARKER } from '../runners/qemu/accel.js';
+import { bootableCell, kernelFacts } from '../runners/qemu/platform.js';
 import { bootGuest } from '../runners/qemu/vm.js';
 import { runMatrix } from '../runners/orchestrator.js';
-import { loadBundle } from '../runners/tetragon/bundle.js';
+import { loadBundle } from '../suites/tetragon/bundle.js';
 import { programSets, TCG_SECONDS_PER_PROGRAM_SET } from '../suites/tetragon/boots.js';
 import { tetragonSuite } from '../suites/tetragon/index.js';
 import { loadTriggerCatalogue } from '../suites/triggers/load.js';
@@ -40,8 +40,8 @@ if (!values.bundle) throw new Error('give a Tetragon release bundle: --bundle te
 
 const cells = await planCells(undefined, values.cell);
 const cell = cells[0]!;
-const prepared = await prepareQemuCell(cell); // warm cache: downloads are not measured
-const { accel } = await chooseAccel(cell.arch, prepared.kernelImage, prepared.imageSha256, prepared.baseInitrd);
+const prepared = await bootableCell(cell, (await kernelFacts(cell)).kernel); // warm cache: downloads are not measured
+const { accel } = prepared.accel;
 const scratch = await mkdtemp(join(tmpdir(), 'bpfgate-tetragon-bench-'));
 
 const raw = await measure(() =>
@@ -63,7 +63,7 @@ const lane = await measure(async () => {
   return await runMatrix({ cells, suites: [suite], documents, outDir: out, store, bus, jobs: 1 });
 });
 
-const loads = lane.result.filter((r) => r.check === 'tetragon:load');
+const loads = lane.result.results.filter((r) => r.check === 'tetragon:load');
 const loaded = documents.flatMap((d) => (d.policy && loads.some((l) => l.source?.file === d.file && l.status === 'pass') ? [d.policy] : []));
 const sets = loaded.reduce((n, p) => n + programSets(p, false), 0);
 const waited = Math.max(...loads.map((l) => Number(l.evidence.waitedS) || 0));

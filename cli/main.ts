@@ -1,14 +1,17 @@
 #!/usr/bin/env node
 /**
- * The bpfgate command line. Every command returns its exit code; a BpfgateError
- * is printed on one line with its code, anything else with its stack.
- * Exit codes: 0 all expected; 1 a check failed that the baseline does not expect;
- * 2 bad input (usage, matrix, policy files); 3 infrastructure error.
+ * The bpfgate command line. Every command returns its exit code; errors go through
+ * the one printer (cli/errors.ts): a BpfgateError on one line with its code, a usage
+ * error as commander words it, anything else (a bug) with its stack.
+ * Exit codes (core/errors.ts EXIT): 0 all expected; 1 a check failed that the baseline
+ * does not expect; 2 bad input (usage, matrix, policy, config, lock files); 3 infrastructure error.
  */
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { BpfgateError } from '../core/errors.js';
+import { BPFGATE_VERSION } from '../core/version.js';
 import type { Arch } from '../matrix/cell.js';
 import { loadConfig, type ConfigFile } from './config.js';
+import { reportError, usageOutput } from './errors.js';
 import { baselineCommand } from './commands/baseline.js';
 import { kernelsCommand } from './commands/kernels.js';
 import { lintCommand } from './commands/lint.js';
@@ -17,6 +20,7 @@ import { runCommand } from './commands/run.js';
 import { tableCommand } from './commands/table.js';
 import { triggersCommand } from './commands/triggers.js';
 import { planCells } from './commands/run.js';
+import { splitArgs } from '../suites/tetragon/args.js';
 
 const list = (value: string, previous: string[] = []) => [...previous, ...value.split(',').map((s) => s.trim()).filter(Boolean)];
 const positiveWhole = (value: string, expected: string) => {
@@ -27,14 +31,23 @@ const positiveWhole = (value: string, expected: string) => {
 const positiveInt = (value: string) => positiveWhole(value, 'a positive whole number');
 const bootsOption = (value: string): number | 'auto' => (value === 'auto' ? 'auto' : positiveWhole(value, 'auto or a positive whole number'));
 const ARCHES = ['x86_64', 'arm64'];
+const agentArgs = (value: string) => {
+  try {
+    return splitArgs(value);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+};
 
 let exitCode = 0;
 let config: ConfigFile = {};
 
 const program = new Command('bpfgate')
   .description('Multi-arch conformance test matrix for eBPF security policies (Tetragon TracingPolicies)')
+  .version(BPFGATE_VERSION, '-V, --version', 'print the version of bpfgate')
   .option('--config <file>', 'config file with default settings (default: ./bpfgate.config.yaml when present)')
-  .showHelpAfterError()
+  .configureOutput(usageOutput())
+  .showHelpAfterError('(add --help for usage)')
   .exitOverride()
   .hook('preAction', async (cmd) => {
     config = await loadConfig(cmd.opts().config as string | undefined);
@@ -62,7 +75,7 @@ program
   .option('--suite <names>', 'suites to run: static, probe, policies, tetragon, repro (comma-separated)', list)
   .option('--triggers <paths>', 'trigger files or directories instead of the shipped ATT&CK catalogue', list)
   .option('--tetragon <bundles>', 'Tetragon release tarballs, directories or URLs (one per arch) for the tetragon suite', list)
-  .option('--tetragon-args <flags>', 'extra agent flags, space-separated (e.g. "--disable-kprobe-multi")')
+  .option('--tetragon-args <flags>', 'extra agent flags, split as a shell splits words (e.g. "--disable-kprobe-multi")', agentArgs)
   .option('--tetragon-boots <n|auto>', 'boots per cell the tetragon suite spreads the policies over (auto: sized to the load budget under TCG, one under KVM)', bootsOption, 'auto')
   .option('--cells <globs>', 'only the cells whose id matches (comma-separated globs)')
   .option('--jobs <n>', 'cells booted at once (default: fitted to the cores)', positiveInt)
@@ -72,7 +85,7 @@ program
   .option('--schema <file|dir|url>', 'TracingPolicy CRD for the static suite')
   .option('--lock <file>', 'kernel lock file (bpfgate kernels lock) to run on the same bits')
   .option('--timeout <seconds>', 'per-cell timeout (default: boot allowance plus suite budgets)', positiveInt)
-  .action(async (o: { matrix?: string; policies?: string[]; suite?: string[]; cells?: string; jobs?: number; out: string; baseline?: string; resume: boolean; schema?: string; lock?: string; timeout?: number; triggers?: string[]; tetragon?: string[]; tetragonArgs?: string; tetragonBoots: number | 'auto' }) => {
+  .action(async (o: { matrix?: string; policies?: string[]; suite?: string[]; cells?: string; jobs?: number; out: string; baseline?: string; resume: boolean; schema?: string; lock?: string; timeout?: number; triggers?: string[]; tetragon?: string[]; tetragonArgs?: string[]; tetragonBoots: number | 'auto' }) => {
     const policies = o.policies ?? config.policies ?? [];
     const suites = o.suite ?? config.suites ?? (policies.length ? ['static', 'probe', 'policies'] : ['probe']);
     const opt = <T>(v: T | undefined, c: T | undefined) => v ?? c;
@@ -80,7 +93,7 @@ program
       policies, suites, resume: o.resume,
       out: o.out !== 'bpfgate-out' ? o.out : (config.out ?? o.out),
       ...defined({ matrix: opt(o.matrix, config.matrix), cells: opt(o.cells, config.cells), jobs: opt(o.jobs, config.jobs),
-        baseline: opt(o.baseline, config.baseline), schema: opt(o.schema, config.schema), lock: opt(o.lock, config.lock), timeoutSec: o.timeout, triggers: o.triggers, tetragon: o.tetragon, tetragonArgs: o.tetragonArgs?.split(/\s+/).filter(Boolean), tetragonBoots: o.tetragonBoots }),
+        baseline: opt(o.baseline, config.baseline), schema: opt(o.schema, config.schema), lock: opt(o.lock, config.lock), timeoutSec: o.timeout, triggers: o.triggers, tetragon: o.tetragon, tetragonArgs: o.tetragonArgs, tetragonBoots: o.tetragonBoots }),
     });
   });
 
@@ -162,13 +175,7 @@ async function main(): Promise<number> {
     await program.parseAsync(process.argv);
     return exitCode;
   } catch (err) {
-    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
-    if (err instanceof BpfgateError) {
-      process.stderr.write(`bpfgate: ${err.message} [${err.code}]\n`);
-      return err.exit;
-    }
-    process.stderr.write(`bpfgate: unexpected error\n${err instanceof Error ? err.stack : String(err)}\n`);
-    return 3;
+    return reportError(err);
   }
 }
 

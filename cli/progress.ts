@@ -46,6 +46,7 @@ export function plainProgress(stream: NodeJS.WritableStream = process.stderr): R
         stream.write(`${stamp()} ${event.level}: ${event.message}\n`);
         break;
       case 'run-end':
+        if (event.interrupted) stream.write(`${stamp()} run: interrupted\n`);
         break;
     }
   };
@@ -102,6 +103,15 @@ export function terminalProgress(): { listener: RunListener; done: Promise<void>
         slot.resolve?.();
         break;
       }
+      case 'run-end':
+        // An interrupted run ends cells that never will: let the display finish.
+        for (const [cell, slot] of waiting) {
+          if (slot.ended) continue;
+          slot.ended = true;
+          if (slot.task) slot.task.title = `${cell}: ${event.interrupted ? 'interrupted' : 'not run'}`;
+          slot.resolve?.();
+        }
+        break;
       default:
         break;
     }

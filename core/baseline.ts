@@ -6,13 +6,12 @@
  * (1 for an unexpected fail, 3 when only infra errors) lives in the CLI.
  * Invariant: every entry carries the file position it came from, for messages.
  */
-import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import picomatch from 'picomatch';
 import type { CheckResult } from './check.js';
-import { InputError } from './errors.js';
 import { REASONS, isReason, type Reason } from './reasons.js';
-import { YamlInput, compileSchema } from './yaml-input.js';
+import { schemaValidator } from './schemas.js';
+import { YamlInput, readInputText } from './yaml-input.js';
 
 export interface BaselineEntry {
   /** Glob on cell ids, e.g. "arm64-*-6.1*". */
@@ -41,45 +40,24 @@ export interface GateResult {
 
 type RawEntry = Omit<BaselineEntry, 'where' | 'reason'> & { reason: string };
 
-const validateBaseline = compileSchema<RawEntry[]>({
-  type: 'array',
-  items: {
-    type: 'object',
-    additionalProperties: false,
-    required: ['cell', 'subject', 'reason'],
-    properties: {
-      cell: { type: 'string', minLength: 1 },
-      subject: { type: 'string', minLength: 1 },
-      check: { type: 'string', minLength: 1 },
-      reason: { type: 'string', minLength: 1 },
-      note: { type: 'string' },
-    },
-  },
-});
-
 /** Parse baseline text; an empty file is an empty baseline. */
 export function parseBaseline(text: string, file: string): BaselineEntry[] {
   const input = YamlInput.parse(text, file, 'baseline-yaml');
   if (input.value === null) return [];
-  const raw = input.validate(validateBaseline, 'baseline-schema');
+  // Stage 2 (core/schema/baseline.schema.json), then stage 3: the reason codes bpfgate knows.
+  const raw = input.validate(schemaValidator<RawEntry[]>('baseline'), 'baseline-schema');
   return raw.map((e, i) => {
     if (!isReason(e.reason)) {
       throw input.error('baseline-invalid', [i, 'reason'], `expected a known reason code (got "${e.reason}"); known: ${Object.keys(REASONS).join(', ')}`);
     }
-    return { ...e, reason: e.reason, where: { file, line: input.positionOf([i]).line } };
+    return { ...e, reason: e.reason, where: { file, line: input.locate([i]).line } };
   });
 }
 
 /** Read a baseline file (`--baseline FILE`). */
 export async function loadBaseline(file: string): Promise<BaselineEntry[]> {
   const path = resolve(file);
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (cause) {
-    throw new InputError('baseline-missing', path, {}, `cannot read the baseline: ${(cause as Error).message}`, cause);
-  }
-  return parseBaseline(text, path);
+  return parseBaseline(await readInputText(path, 'baseline-missing', 'baseline'), path);
 }
 
 interface Matcher {

@@ -38,3 +38,9 @@ export interface CheckResult {
 export function checkKey(r: Pick<CheckResult, 'cell' | 'lane' | 'suite' | 'subject' | 'check'>): string {
   return [r.cell, r.lane, r.suite, r.subject, r.check].join('\u0000');
 }
+
+/** A finished check before the orchestrator stamps cell, lane and suite on it. */
+export type CheckDraft = Omit<CheckResult, 'cell' | 'lane' | 'suite'>;
+
+/** A planned check: its identity, known before anything runs (for --resume and for charging a dead cell). */
+export type PlannedCheck = Pick<CheckResult, 'subject' | 'check'> & Partial<Pick<CheckResult, 'source'>>;

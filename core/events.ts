@@ -11,7 +11,7 @@ export type RunEvent =
   | { type: 'check'; result: CheckResult }
   | { type: 'cell-end'; cell: string; ok: boolean; durationMs: number }
   | { type: 'log'; level: 'info' | 'warn'; message: string }
-  | { type: 'run-end'; counts: Record<string, number> };
+  | { type: 'run-end'; counts: Record<string, number>; interrupted: boolean };
 
 export type RunListener = (event: RunEvent) => void;
 

@@ -23,6 +23,7 @@ export const REASONS = {
   'event-mismatch': 'events arrived but none matched what the trigger expects',
   'pod-metadata-missing': 'events arrived without their pod metadata',
   'cri-socket-stale': 'the CRI socket bind-mounted as a file points to a dead inode',
+  'facts-mismatch': 'what the guest measured (page size, active LSMs, release) differs from the cell\'s facts gathered before the boot',
   'dmesg-splat': 'the kernel logged a warning, oops or verifier splat during the cell',
   'infra-boot-timeout': 'the guest did not reach its final marker in time',
   'infra-boot-failed': 'the guest exited or crashed before its final marker',
@@ -30,6 +31,7 @@ export const REASONS = {
   'infra-tool-missing': 'a host tool bpfgate needs is not installed',
   'infra-kernel-invalid': 'the kernel image or its config file is unusable',
   'infra-guest-protocol': 'the guest output could not be parsed',
+  'infra-guest-step': 'a guest step script exited non-zero (its exit status and output are the evidence)',
   'infra-guest-build': 'the guest image could not be built (a package file, a shared library or a BPF object is missing)',
 } as const;
 

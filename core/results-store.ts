@@ -11,39 +11,14 @@
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, statSync, truncateSync, writeSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Ajv, type AnySchemaObject } from 'ajv';
 import { checkKey, type CheckResult } from './check.js';
 import { InputError } from './errors.js';
 import type { RunEvent, RunListener } from './events.js';
-import { REASONS } from './reasons.js';
+import { isReason } from './reasons.js';
+import { schemaValidator } from './schemas.js';
+import { YamlInput } from './yaml-input.js';
 
 export const RESULTS_FILE = 'results.jsonl';
-
-/** One line of results.jsonl, as its readers validate it. */
-const resultSchema: AnySchemaObject = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['cell', 'lane', 'suite', 'subject', 'check', 'status', 'reason', 'evidence', 'durationMs'],
-  properties: {
-    cell: { type: 'string', minLength: 1 },
-    lane: { type: 'string', enum: ['static', 'kernel', 'tetragon-vm', 'kind', 'k3s', 'kubeconfig'] },
-    suite: { type: 'string', minLength: 1 },
-    subject: { type: 'string', minLength: 1 },
-    check: { type: 'string', minLength: 1 },
-    status: { type: 'string', enum: ['pass', 'fail', 'skip', 'error'] },
-    reason: { type: ['string', 'null'], enum: [...Object.keys(REASONS), null] },
-    evidence: { type: 'object' },
-    durationMs: { type: 'number', minimum: 0 },
-    source: {
-      type: 'object',
-      additionalProperties: false,
-      required: ['file', 'line'],
-      properties: { file: { type: 'string' }, line: { type: 'integer', minimum: 1 }, column: { type: 'integer', minimum: 1 } },
-    },
-  },
-};
-
-const validateResult = new Ajv({ allErrors: false, strict: true, allowUnionTypes: true, verbose: true }).compile<CheckResult>(resultSchema);
 
 /** One check as one line of JSON (no newline), keys in the design's order. */
 export function serializeResult(r: CheckResult): string {
@@ -67,21 +42,30 @@ export function serializeResult(r: CheckResult): string {
   }
 }
 
-/** Parse and validate one line; `line` is 1-based, for the error message. */
+/**
+ * Parse and validate one line (core/schema/results.schema.json, then a known reason
+ * code); `line` is 1-based. JSON.parse reads a good line, as it is fast; a line that
+ * fails is read again with positions, so the error names its column and field.
+ */
 export function parseResultLine(text: string, file: string, line: number): CheckResult {
   let value: unknown;
   try {
     value = JSON.parse(text);
-  } catch (cause) {
-    throw new InputError('results-malformed', file, { line }, `not a JSON object: ${(cause as Error).message}`, cause);
+  } catch {
+    // positioned below
   }
-  if (!validateResult(value)) {
-    const e = validateResult.errors?.[0];
-    const field = e?.instancePath ? e.instancePath.slice(1).replace(/\//g, '.') : '(record)';
-    const got = e && e.keyword !== 'required' && e.keyword !== 'additionalProperties' ? ` (got ${JSON.stringify(e.data)})` : '';
-    throw new InputError('results-malformed', file, { line }, `not a check result: ${field} ${e?.message ?? 'is invalid'}${got}`);
+  const validate = schemaValidator<CheckResult>('results');
+  if (value !== undefined && validate(value) && (value.reason === null || isReason(value.reason))) return value;
+  try {
+    const input = YamlInput.parse(text, file, 'results-malformed', { dialect: 'json' });
+    const result = input.validate(validate, 'results-malformed');
+    throw input.error('results-malformed', ['reason'], `expected a known reason code (got ${JSON.stringify(result.reason)})`);
+  } catch (error) {
+    if (!(error instanceof InputError)) throw error;
+    // The line was parsed on its own: its line 1 is the file's line `line`.
+    const what = value === undefined ? '' : 'not a check result: ';
+    throw new InputError(error.code, file, { line, column: error.column ?? 1, ...(error.field ? { field: error.field } : {}) }, `${what}${error.detail}`, error.cause);
   }
-  return value;
 }
 
 /** Results in first-seen order, the last record of a key replacing earlier ones in place. */

@@ -6,15 +6,12 @@
  * names the file, line, column, field path and what was expected.
  * Invariant: a LoadedMatrix has at least one cell, all ids unique.
  */
-import { readFileSync } from 'node:fs';
-import { access, readFile } from 'node:fs/promises';
+import { access } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import type { AnySchemaObject } from 'ajv';
-import { InputError } from '../core/errors.js';
-import { MATRIX_SCHEMA_FILE } from './assets.js';
+import { schemaValidator } from '../core/schemas.js';
+import { YamlInput, type FieldPath } from '../core/yaml-input.js';
 import type { Cell, Platform } from './cell.js';
 import { expandMatrix, kernelRef, type KernelSpec, type MatrixSpec, type PlanProblem } from './expand.js';
-import { YamlInput, compileSchema, type FieldPath } from '../core/yaml-input.js';
 
 export interface LoadedMatrix {
   /** Absolute path of the matrix file. */
@@ -24,19 +21,11 @@ export interface LoadedMatrix {
   cells: Cell[];
 }
 
-const validateMatrix = compileSchema<MatrixSpec>(JSON.parse(readFileSync(MATRIX_SCHEMA_FILE, 'utf8')) as AnySchemaObject);
-
 /** Read, validate and expand a matrix file. */
 export async function loadMatrix(file: string): Promise<LoadedMatrix> {
   const path = resolve(file);
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (cause) {
-    throw new InputError('matrix-missing', path, {}, `cannot read the matrix file: ${(cause as Error).message}`, cause);
-  }
-  const input = YamlInput.parse(text, path, 'matrix-yaml');
-  const spec = input.validate(validateMatrix, 'matrix-schema');
+  const input = await YamlInput.read(path, { missing: 'matrix-missing', syntax: 'matrix-yaml' }, 'matrix file');
+  const spec = input.validate(schemaValidator<MatrixSpec>('matrix'), 'matrix-schema');
 
   const baseDir = dirname(path);
   const kernels: [KernelSpec, FieldPath][] = [
@@ -50,7 +39,7 @@ export async function loadMatrix(file: string): Promise<LoadedMatrix> {
   problems.push(...plan.problems);
 
   // Report the first problem in file order, whichever check found it.
-  const located = problems.map((p) => ({ p, pos: input.positionOf(p.path) }));
+  const located = problems.map((p) => ({ p, pos: input.locate(p.path) }));
   located.sort((a, b) => a.pos.line - b.pos.line || a.pos.column - b.pos.column);
   const first = located[0]?.p;
   if (first) {

@@ -8,10 +8,11 @@
  * a source that holds no usable cilium.io CRD is an InputError naming the file.
  */
 import { createHash } from 'node:crypto';
-import { readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { rm, stat } from 'node:fs/promises';
 import { cacheDir } from '../core/cache.js';
-import { InfraError, InputError } from '../core/errors.js';
+import { downloadToCache, httpTransport } from '../core/download.js';
+import { InputError } from '../core/errors.js';
+import { readInputText } from '../core/yaml-input.js';
 import { collectPolicyFiles, parseDocuments } from './load.js';
 
 export const CRD_GROUP = 'cilium.io';
@@ -54,7 +55,8 @@ export async function loadCrds(source: string): Promise<CrdSet> {
 async function crdsFromFiles(source: string, files: string[], strict: boolean): Promise<CrdSet> {
   const kinds = new Map<string, CrdSchema>();
   for (const file of files) {
-    const text = await readFile(file, 'utf8');
+    const text = await readInputText(file, 'schema-source-missing', 'CRD file');
+    // CRDs are Kubernetes YAML: the policy reader's dialect and positions.
     for (const doc of parseDocuments(file, text)) {
       if (doc.yamlProblem) {
         const p = doc.yamlProblem;
@@ -96,31 +98,10 @@ function crdSchemaOf(value: unknown, file: string): CrdSchema | string {
   return { kind, group, version: CRD_VERSION, openAPIV3Schema: schema, file };
 }
 
-/** The cached copy of `url`, downloaded with the global fetch the first time. */
+/** The cached copy of `url` (core/download.ts: streamed, retried, renamed into place), keyed by the URL's sha256. */
 async function downloadOnce(url: string): Promise<string> {
   const key = createHash('sha256').update(url).digest('hex');
-  const file = join(await cacheDir('schemas'), `${key}.yaml`);
-  if (await stat(file).then((s) => s.isFile() && s.size > 0, () => false)) return file;
-  let body: string;
-  try {
-    const response = await fetch(url, { redirect: 'follow' });
-    if (!response.ok) throw new Error(`HTTP ${response.status} ${response.statusText}`);
-    body = await response.text();
-  } catch (cause) {
-    throw new InfraError('infra-download', `cannot download schema ${url}: ${describe(cause)}`, cause);
-  }
-  // Write then rename, so a half-written file is never mistaken for the cached copy.
-  const partial = `${file}.${process.pid}.part`;
-  await writeFile(partial, body);
-  await rename(partial, file);
-  return file;
-}
-
-/** fetch() says "fetch failed" and keeps the reason (ECONNREFUSED, ENOTFOUND, ...) in its cause. */
-function describe(error: unknown): string {
-  const message = error instanceof Error ? error.message : String(error);
-  const cause = error instanceof Error && error.cause instanceof Error ? error.cause.message : undefined;
-  return cause ? `${message}: ${cause}` : message;
+  return downloadToCache({ dir: await cacheDir('schemas'), name: `${key}.yaml`, what: `schema ${url}`, transport: httpTransport(url) });
 }
 
 function asRecord(v: unknown): Record<string, unknown> | undefined {

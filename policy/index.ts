@@ -23,6 +23,8 @@ export const POLICY_KINDS: readonly PolicyKind[] = ['TracingPolicy', 'TracingPol
 /** One document that is, or may be, a policy: valid YAML of a policy kind, or not valid YAML at all. */
 export interface PolicyDocument {
   file: string;
+  /** The file's path relative to the `--policies` path it was found under (see PolicyOrigin). */
+  relPath: string;
   line: number;
   column: number;
   docIndex: number;
@@ -83,7 +85,7 @@ export async function readPolicies(paths: readonly string[], opts: ReadPoliciesO
   for (const doc of sources) {
     const at = { file: doc.file, line: doc.line, column: doc.column, docIndex: doc.docIndex };
     if (doc.yamlProblem) {
-      documents.push({ ...at, kind: doc.kind ?? null, name: doc.name ?? null, problems: [doc.yamlProblem], valid: false, schemaChecked: false, locate: doc.locate });
+      documents.push({ ...at, relPath: doc.relPath, kind: doc.kind ?? null, name: doc.name ?? null, problems: [doc.yamlProblem], valid: false, schemaChecked: false, locate: doc.locate });
       continue;
     }
     if (!isPolicyKind(doc.kind) || !isRecord(doc.value)) {
@@ -98,6 +100,7 @@ export async function readPolicies(paths: readonly string[], opts: ReadPoliciesO
       // A nameless policy still needs a subject: its file and line stand in for the name.
       name: typeof metadata.name === 'string' && metadata.name !== '' ? metadata.name : `${basename(doc.file)}:${doc.line}`,
       source: { file: doc.file, line: doc.line, column: doc.column },
+      origin: { root: doc.root, relPath: doc.relPath },
       docIndex: doc.docIndex,
       doc: doc.value,
       hooks,
@@ -106,6 +109,7 @@ export async function readPolicies(paths: readonly string[], opts: ReadPoliciesO
     if (typeof metadata.namespace === 'string') policy.namespace = metadata.namespace;
     documents.push({
       ...at,
+      relPath: doc.relPath,
       kind: doc.kind,
       name: doc.name ?? null,
       policy,

@@ -71,12 +71,26 @@ export interface Need {
   via?: 'override-return' | 'fmod-ret';
 }
 
+/**
+ * Where a policy file was found: the `--policies` path it came from and its path relative
+ * to that path. Subjects name a file by `relPath`, so they do not depend on the working
+ * directory.
+ */
+export interface PolicyOrigin {
+  /** The `--policies` path the file was found under, as given; for a file named directly, its directory. */
+  root: string;
+  /** The file's path relative to `root`, `/`-separated, never with `..` (a file named directly: its base name). */
+  relPath: string;
+}
+
 export interface Policy {
   kind: PolicyKind;
   name: string;
   namespace?: string;
   /** File and line of the document start (its `apiVersion`/`kind` line). */
   source: SourceRef;
+  /** The `--policies` root the file was found under, and its path relative to it. */
+  origin: PolicyOrigin;
   /** Index of the document in its file (0-based). */
   docIndex: number;
   /** The parsed document as plain JSON. */
@@ -97,6 +111,8 @@ export interface PolicyProblem {
   /** Schema path of the violated rule ("#/properties/spec/..."), when the schema said it. */
   schemaPath?: string;
   message: string;
+  /** yaml-invalid: the file's path relative to its `--policies` root (see PolicyOrigin), its subject. */
+  relPath?: string;
 }
 
 /** A portability finding: a hook that cannot exist on an arch. */

@@ -11,19 +11,21 @@
  * `apiVersion` must be the CRD's group/version (cilium.io/v1alpha1).
  *
  * Without a CRD, only the essentials run (apiVersion, kind, metadata): the caller says so.
+ * The schemas are compiled by bpfgate's one Ajv (core/schemas.ts), strict mode on: the
+ * Kubernetes annotations (`x-kubernetes-list-type`, ...) are registered there, and the CEL
+ * keyword here; a CRD with a keyword neither JSON Schema nor Kubernetes defines is refused
+ * (an InputError naming the CRD file) rather than silently half-checked.
  * Invariant: one clear problem per field; ajv's branch noise (anyOf/oneOf, enum after a
  * type error) is folded away, and every problem carries the line and column of its node.
  */
-import AjvModule, { type ErrorObject, type ValidateFunction } from 'ajv';
-import addFormatsModule from 'ajv-formats';
+import type { ErrorObject, ValidateFunction } from 'ajv';
+import { InputError } from '../core/errors.js';
+import { compileSchema, defineKeyword, knownFormats } from '../core/schemas.js';
+import { pointerToPath } from '../core/yaml-input.js';
 import type { PolicyProblem } from './model.js';
 import { compileRule } from './cel.js';
 import { CRD_GROUP, CRD_VERSION, type CrdSchema, type CrdSet } from './crd.js';
 import { type JsonPath, type SourceDocument, formatPath } from './load.js';
-
-// ajv and ajv-formats are CommonJS with a default export.
-const Ajv = AjvModule.default;
-const addFormats = addFormatsModule.default;
 
 type Schema = Record<string, unknown>;
 
@@ -68,8 +70,33 @@ const OBJECT_META: Schema = {
   additionalProperties: false,
 };
 
-/** Keywords of OpenAPI/Kubernetes that mean nothing to ajv, or that are handled here. */
-const DROPPED = new Set(['description', 'example', 'externalDocs', 'nullable', 'x-kubernetes-preserve-unknown-fields']);
+/**
+ * Keywords the conversion leaves out: `nullable` is spelled as a union type, and the long
+ * descriptions only slow the compile down. The other Kubernetes annotations stay: the
+ * shared Ajv knows them (core/schemas.ts KUBERNETES_KEYWORDS).
+ */
+const DROPPED = new Set(['description', 'nullable']);
+
+/** `x-kubernetes-validations`: the CRD's CEL rules, in the subset cel.ts evaluates; the others are listed, not run. */
+defineKeyword({
+  keyword: 'x-kubernetes-validations',
+  schemaType: 'array',
+  compile(rules: Array<{ rule?: unknown; message?: unknown }>) {
+    const checks = rules.map((r) => {
+      const rule = String(r.rule);
+      const fn = compileRule(rule);
+      return { rule, fn, message: typeof r.message === 'string' ? r.message : `failed rule: ${rule}` };
+    });
+    const validate = (data: unknown): boolean => {
+      const errors = checks
+        .filter((c) => c.fn !== undefined && !c.fn(data))
+        .map((c) => ({ keyword: 'x-kubernetes-validations', message: c.message, params: { rule: c.rule } }));
+      (validate as unknown as { errors: unknown[] }).errors = errors;
+      return errors.length === 0;
+    };
+    return validate;
+  },
+});
 
 /** Validates policy documents of the TracingPolicy kinds. */
 export interface SchemaValidator {
@@ -86,29 +113,8 @@ export interface SchemaValidator {
 
 /** A validator for the CRDs in `crds`, or for the essentials only when `crds` is null. */
 export function createValidator(crds: CrdSet | null): SchemaValidator {
-  const ajv = new Ajv({ allErrors: true, strict: false, verbose: true, logger: false });
-  addFormats(ajv);
-  ajv.addKeyword({
-    keyword: 'x-kubernetes-validations',
-    schemaType: 'array',
-    compile(rules: Array<{ rule?: unknown; message?: unknown }>) {
-      const checks = rules.map((r) => {
-        const rule = String(r.rule);
-        const fn = compileRule(rule);
-        return { rule, fn, message: typeof r.message === 'string' ? r.message : `failed rule: ${rule}` };
-      });
-      const validate = (data: unknown): boolean => {
-        const errors = checks
-          .filter((c) => c.fn !== undefined && !c.fn(data))
-          .map((c) => ({ keyword: 'x-kubernetes-validations', message: c.message, params: { rule: c.rule } }));
-        (validate as unknown as { errors: unknown[] }).errors = errors;
-        return errors.length === 0;
-      };
-      return validate;
-    },
-  });
   const compiled = new Map<string, { validate: ValidateFunction; openapi: Schema }>();
-  const knownFormats = new Set(Object.keys(ajv.formats));
+  const formats = knownFormats();
   const validatorFor = (kind: string) => {
     let entry = compiled.get(kind);
     if (!entry) {
@@ -116,7 +122,7 @@ export function createValidator(crds: CrdSet | null): SchemaValidator {
       // Null pruning and defaults follow the CRD's own schema, and ObjectMeta's for metadata.
       const raw = crd?.openAPIV3Schema ?? { type: 'object' };
       const openapi = { ...raw, properties: { ...((raw.properties as Schema | undefined) ?? {}), metadata: OBJECT_META } };
-      entry = { validate: ajv.compile(rootSchema(kind, crd, knownFormats)), openapi };
+      entry = { validate: compileCrd(kind, crd, formats), openapi };
       compiled.set(kind, entry);
     }
     return entry;
@@ -142,6 +148,16 @@ export function createValidator(crds: CrdSet | null): SchemaValidator {
   };
 }
 
+/** The compiled document schema of one kind; a CRD schema ajv cannot compile is bad input in that CRD file. */
+function compileCrd(kind: string, crd: CrdSchema | undefined, formats: ReadonlySet<string>): ValidateFunction {
+  try {
+    return compileSchema(rootSchema(kind, crd, formats));
+  } catch (cause) {
+    if (!crd) throw cause;
+    throw new InputError('schema-source-invalid', crd.file, {}, `the openAPIV3Schema of ${kind} cannot be used: ${(cause as Error).message}`, cause);
+  }
+}
+
 /** Every CEL rule (`x-kubernetes-validations[].rule`) in a schema. */
 function rulesOf(node: unknown): string[] {
   if (Array.isArray(node)) return node.flatMap(rulesOf);
@@ -152,7 +168,7 @@ function rulesOf(node: unknown): string[] {
 }
 
 /** The document schema of one kind: the CRD's (converted), with apiVersion, kind and metadata pinned. */
-function rootSchema(kind: string, crd: CrdSchema | undefined, knownFormats: Set<string>): Schema {
+function rootSchema(kind: string, crd: CrdSchema | undefined, knownFormats: ReadonlySet<string>): Schema {
   const base: Schema = crd ? toAjvSchema(crd.openAPIV3Schema, knownFormats) : { type: 'object' };
   const properties = { ...((base.properties as Record<string, Schema> | undefined) ?? {}) };
   properties.apiVersion = { type: 'string', const: `${crd?.group ?? CRD_GROUP}/${crd?.version ?? CRD_VERSION}` };
@@ -166,12 +182,14 @@ function rootSchema(kind: string, crd: CrdSchema | undefined, knownFormats: Set<
  * An OpenAPI v3 structural schema as ajv reads it: unknown fields rejected where the API server
  * prunes them, `nullable` and `x-kubernetes-int-or-string` spelled as JSON Schema, formats kept
  * only on strings and only when ajv-formats knows them (the API server ignores unknown ones).
+ * `typed`: the node is a branch of an allOf/anyOf/oneOf/not whose value has a stated type.
  */
-export function toAjvSchema(node: Schema, knownFormats: ReadonlySet<string>): Schema {
+export function toAjvSchema(node: Schema, knownFormats: ReadonlySet<string>, typed = false): Schema {
   const out: Schema = {};
+  // Branches of a junctor check the same value: a type stated here (or above) holds for them.
+  const branchesTyped = typed || node.type !== undefined;
   for (const [key, value] of Object.entries(node)) {
     if (DROPPED.has(key)) continue;
-    if (key.startsWith('x-kubernetes-') && key !== 'x-kubernetes-validations') continue;
     switch (key) {
       case 'properties':
         out.properties = Object.fromEntries(
@@ -179,8 +197,10 @@ export function toAjvSchema(node: Schema, knownFormats: ReadonlySet<string>): Sc
         );
         break;
       case 'items':
-      case 'not':
         out[key] = toAjvSchema(value as Schema, knownFormats);
+        break;
+      case 'not':
+        out[key] = toAjvSchema(value as Schema, knownFormats, branchesTyped);
         break;
       case 'additionalProperties':
         out[key] = typeof value === 'object' && value !== null ? toAjvSchema(value as Schema, knownFormats) : value;
@@ -188,11 +208,19 @@ export function toAjvSchema(node: Schema, knownFormats: ReadonlySet<string>): Sc
       case 'allOf':
       case 'anyOf':
       case 'oneOf':
-        out[key] = (value as Schema[]).map((s) => toAjvSchema(s, knownFormats));
+        out[key] = (value as Schema[]).map((s) => toAjvSchema(s, knownFormats, branchesTyped));
         break;
       case 'format':
         if (node.type === 'string' && knownFormats.has(String(value))) out.format = value;
         break;
+      // OpenAPI 3.0 spells an exclusive bound as a flag beside the bound; JSON Schema draft-07 as the bound itself.
+      case 'exclusiveMinimum':
+      case 'exclusiveMaximum': {
+        const bound = key === 'exclusiveMinimum' ? 'minimum' : 'maximum';
+        if (value === true && typeof node[bound] === 'number') out[key] = node[bound];
+        else if (typeof value === 'number') out[key] = value;
+        break;
+      }
       default:
         out[key] = value;
     }
@@ -202,11 +230,43 @@ export function toAjvSchema(node: Schema, knownFormats: ReadonlySet<string>): Sc
     out.anyOf = [{ type: 'integer' }, { type: 'string' }];
   }
   if (node.nullable === true && typeof out.type === 'string') out.type = [out.type, 'null'];
+  // The bound an exclusive flag made exclusive is not also an inclusive one.
+  if (node.exclusiveMinimum === true) delete out.minimum;
+  if (node.exclusiveMaximum === true) delete out.maximum;
   const isObject = node.type === 'object';
   if (isObject && node.additionalProperties === undefined && node['x-kubernetes-preserve-unknown-fields'] !== true) {
     out.additionalProperties = false;
   }
-  return out;
+  return typed ? out : scopeToTypes(out);
+}
+
+/** JSON Schema keywords that constrain values of one type only, and that type. */
+const TYPED_KEYWORDS: Record<string, string> = {
+  maxLength: 'string', minLength: 'string', pattern: 'string', format: 'string',
+  maximum: 'number', minimum: 'number', exclusiveMaximum: 'number', exclusiveMinimum: 'number', multipleOf: 'number',
+  maxItems: 'array', minItems: 'array', uniqueItems: 'array', items: 'array',
+  maxProperties: 'object', minProperties: 'object', required: 'object', properties: 'object',
+  additionalProperties: 'object', patternProperties: 'object', propertyNames: 'object', dependencies: 'object',
+};
+
+/**
+ * A structural schema may leave the type out (an int-or-string, a preserved unknown field) and
+ * still constrain the values of one type: an int-or-string's `pattern`. JSON Schema applies such a
+ * keyword to values of its type only; ajv's strict mode (strictTypes) wants that said, so the
+ * keyword moves under `if: {type: T}, then: {type: T, ...}`, which means exactly the same.
+ */
+function scopeToTypes(out: Schema): Schema {
+  if (out.type !== undefined) return out;
+  const byType = new Map<string, Schema>();
+  const rest: Schema = {};
+  for (const [key, value] of Object.entries(out)) {
+    const type = TYPED_KEYWORDS[key];
+    if (type) byType.set(type, { ...(byType.get(type) ?? { type }), [key]: value });
+    else rest[key] = value;
+  }
+  if (byType.size === 0) return out;
+  const scoped = [...byType.values()].map((then) => ({ if: { type: then.type }, then }));
+  return { ...rest, allOf: [...((rest.allOf as Schema[] | undefined) ?? []), ...scoped] };
 }
 
 /**
@@ -240,7 +300,8 @@ function problemsOf(doc: SourceDocument, errors: ErrorObject[]): PolicyProblem[]
     .filter((e) => e.keyword === 'anyOf' || e.keyword === 'oneOf')
     .map((e) => `${e.instancePath}\u0000${e.schemaPath}/`);
   const inBranch = (e: ErrorObject) => branchRoots.some((root) => `${e.instancePath}\u0000${e.schemaPath}`.startsWith(root));
-  const relevant = errors.filter((e) => !inBranch(e));
+  // An `if` error only says its `then` failed (scopeToTypes); the `then` errors say how.
+  const relevant = errors.filter((e) => !inBranch(e) && e.keyword !== 'if');
   // A value of the wrong type also fails its enum or pattern: the type error is the one to fix.
   const typeFailed = new Set(relevant.filter((e) => e.keyword === 'type').map((e) => e.instancePath));
   const seen = new Set<string>();
@@ -257,7 +318,7 @@ function problemsOf(doc: SourceDocument, errors: ErrorObject[]): PolicyProblem[]
 }
 
 function toProblem(doc: SourceDocument, e: ErrorObject, all: ErrorObject[]): PolicyProblem {
-  const at = pathOf(e.instancePath);
+  const at = pointerToPath(e.instancePath);
   const base = { file: doc.file, reason: 'schema-invalid' as const, schemaPath: e.schemaPath };
   const got = e.data === undefined ? '' : ` (got ${show(e.data)})`;
   switch (e.keyword) {
@@ -317,14 +378,4 @@ function show(v: unknown): string {
   if (typeof v === 'object') return 'an object';
   const text = JSON.stringify(v);
   return text.length > 80 ? `${text.slice(0, 77)}...` : text;
-}
-
-/** "/spec/kprobes/0" -> ["spec", "kprobes", 0] (JSON Pointer, RFC 6901). */
-function pathOf(pointer: string): JsonPath {
-  if (pointer === '') return [];
-  return pointer
-    .slice(1)
-    .split('/')
-    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'))
-    .map((s) => (/^(0|[1-9][0-9]*)$/.test(s) ? Number(s) : s));
 }

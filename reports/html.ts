@@ -35,9 +35,12 @@ function option(value: string, label: string): string {
 function cellTitle(c: ReportCell): string {
   const facts = [
     c.kernelSource,
+    c.release,
     c.pages === null ? null : `${c.pages}K pages`,
     c.bootArgs.length > 0 ? `boot: ${c.bootArgs.join(' ')}` : null,
-    c.platform,
+    c.lsm ? `LSMs: ${c.lsm.join(',')}` : null,
+    c.agent,
+    c.platform === null ? null : `${c.platform}${c.accel ? ` (${c.accel})` : ''}`,
   ];
   return facts.filter((f) => f !== null).join('; ');
 }

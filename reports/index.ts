@@ -8,14 +8,15 @@ import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { GateResult } from '../core/baseline.js';
 import { checkKey, type CheckResult } from '../core/check.js';
+import type { CellFacts } from '../core/facts.js';
 import { readResultsDir } from '../core/results-store.js';
-import type { Cell } from '../matrix/cell.js';
+import { readRunManifest } from '../core/run-manifest.js';
 import { writeGithub } from './github.js';
 import { renderHtml } from './html.js';
-import { readTableCells, renderJson } from './json.js';
+import { renderJson } from './json.js';
 import { renderJunit } from './junit.js';
 import { renderMarkdown } from './markdown.js';
-import { buildModel, type ReportCell, type ReportModel } from './model.js';
+import { buildModel, type ReportModel } from './model.js';
 
 export type TableFormat = 'md' | 'html' | 'json';
 
@@ -47,7 +48,7 @@ async function writeAtomically(file: string, text: string): Promise<void> {
 export async function writeReports(
   outDir: string,
   results: readonly CheckResult[],
-  cells: readonly (Cell | ReportCell)[],
+  cells: readonly CellFacts[],
   opts: WriteReportsOptions = {},
 ): Promise<ReportModel> {
   const model = buildModel(results, cells);
@@ -60,18 +61,18 @@ export async function writeReports(
   return model;
 }
 
-/** Render one table from results; `cells` (a matrix, or a table.json's cells) give the columns their facts. */
-export function renderTable(results: readonly CheckResult[], format: TableFormat, cells: readonly (Cell | ReportCell)[] = []): string {
+/** Render one table from results; `cells` (run.json's cell facts) give the columns. */
+export function renderTable(results: readonly CheckResult[], format: TableFormat, cells: readonly CellFacts[] = []): string {
   return TABLE_RENDERERS[format](buildModel(results, cells));
 }
 
 /**
- * `bpfgate table --from DIR --format md|html|json`: the table of a results directory.
- * Cells keep their matrix facts when the run wrote its table.json; otherwise they are
- * described from their ids.
+ * `bpfgate table --from DIR --format md|html|json`: the table of a results directory,
+ * its columns described by the run's run.json (a directory without one, or a bare
+ * results.jsonl, shows its cells by id alone).
  */
 export async function renderTableFromDir(dir: string, format: TableFormat): Promise<string> {
   const results = await readResultsDir(dir);
-  const cells = (await readTableCells(dir)) ?? [];
-  return renderTable(results, format, cells);
+  const manifest = dir.endsWith('.jsonl') ? undefined : await readRunManifest(dir);
+  return renderTable(results, format, manifest?.cells ?? []);
 }

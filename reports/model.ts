@@ -10,26 +10,33 @@
  */
 import { checkKey, type CheckResult, type CheckStatus, type Evidence, type Lane, type SourceRef } from '../core/check.js';
 import { REASONS, type Reason } from '../core/reasons.js';
-import type { Arch, Cell, PageSize, Platform } from '../matrix/cell.js';
-import { parseCellId } from '../matrix/cell-id.js';
+import type { CellFacts } from '../core/facts.js';
+import type { Arch, PageSize, Platform } from '../matrix/cell.js';
 
 /** Worst first. */
 export const STATUS_ORDER: readonly CheckStatus[] = ['error', 'fail', 'skip', 'pass'];
 
 export type StatusCounts = Record<CheckStatus, number>;
 
-/** A column: what is known of a cell (from the matrix, or parsed from its id when only results are at hand). */
+/** A column: what run.json says of a cell (all null for a cell known only by its id). */
 export interface ReportCell {
   id: string;
   arch: Arch | null;
   /** Page size in KiB. */
   pages: PageSize | null;
-  /** Kernel label, e.g. "6.12". */
+  /** Kernel series, e.g. "6.12" (from the release). */
   kernel: string | null;
-  /** Where the kernel comes from: "trixie linux-image-arm64-16k", or a file path. */
+  /** `uname -r` of the cell's kernel. */
+  release: string | null;
+  /** Where the kernel comes from: "trixie linux-image-6.12.118+deb13-arm64-16k 6.12.118-1", or a file. */
   kernelSource: string | null;
-  variants: string[];
   bootArgs: string[];
+  /** The active LSM list. */
+  lsm: string[] | null;
+  /** "tcg", "kvm". */
+  accel: string | null;
+  /** "tetragon v1.5.0". */
+  agent: string | null;
   platform: Platform | null;
 }
 
@@ -91,34 +98,28 @@ export function worse(a: CheckStatus, b: CheckStatus): CheckStatus {
   return STATUS_ORDER.indexOf(a) <= STATUS_ORDER.indexOf(b) ? a : b;
 }
 
-/** A planned cell as a column. */
-export function reportCell(cell: Cell): ReportCell {
-  const k = cell.kernel;
+/** A cell's facts as a column. */
+export function reportCell(facts: CellFacts): ReportCell {
+  const k = facts.kernel;
+  const known = k.release !== 'unknown';
   return {
-    id: cell.id,
-    arch: cell.arch,
-    pages: cell.pageSize,
-    kernel: cell.kernelLabel,
-    kernelSource: k.kind === 'debian' ? `${k.suite} ${k.package}` : k.image,
-    variants: [...cell.variants],
-    bootArgs: [...cell.bootArgs],
-    platform: cell.platform,
+    id: facts.cell,
+    arch: facts.arch,
+    pages: facts.pageKiB,
+    kernel: known ? (/^\d+\.\d+/.exec(k.release)?.[0] ?? null) : null,
+    release: known ? k.release : null,
+    kernelSource: k.package ? [k.suite, k.package, k.version].filter(Boolean).join(' ') : k.name,
+    bootArgs: [...facts.bootArgs],
+    lsm: facts.lsm.length ? [...facts.lsm] : null,
+    accel: facts.accel?.accel ?? null,
+    agent: facts.agent ? `${facts.agent.name} ${facts.agent.version}` : null,
+    platform: facts.platform,
   };
 }
 
-/** A column for a cell known only by its id (a results directory without its table.json, or the static pseudo-cell). */
+/** A column for a cell known only by its id (results without run.json, or lint's static pseudo-cell): nothing is guessed. */
 export function cellFromId(id: string): ReportCell {
-  const parts = parseCellId(id);
-  return {
-    id,
-    arch: parts?.arch ?? null,
-    pages: parts?.pageSize ?? null,
-    kernel: parts?.kernelLabel ?? null,
-    kernelSource: null,
-    variants: parts?.variants ?? [],
-    bootArgs: [],
-    platform: null,
-  };
+  return { id, arch: null, pages: null, kernel: null, release: null, kernelSource: null, bootArgs: [], lsm: null, accel: null, agent: null, platform: null };
 }
 
 const byCodePoint = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
@@ -131,12 +132,12 @@ function compareSources(a: SourceRef, b: SourceRef): number {
   return byCodePoint(a.file, b.file) || a.line - b.line || (a.column ?? 0) - (b.column ?? 0);
 }
 
-/** Build the model; `cells` (the matrix, in its order) give the columns and their facts. */
-export function buildModel(results: readonly CheckResult[], cells: readonly (Cell | ReportCell)[] = []): ReportModel {
+/** Build the model; `cells` (the run's cell facts, in matrix order) give the columns. */
+export function buildModel(results: readonly CheckResult[], cells: readonly CellFacts[] = []): ReportModel {
   const latest = new Map<string, CheckResult>();
   for (const r of results) latest.set(checkKey(r), r);
 
-  const columns: ReportCell[] = cells.map((c) => ('kernelLabel' in c ? reportCell(c) : c));
+  const columns: ReportCell[] = cells.map(reportCell);
   const known = new Set(columns.map((c) => c.id));
   const extra = [...new Set([...latest.values()].map((r) => r.cell))].filter((id) => !known.has(id)).sort(byCodePoint);
   columns.push(...extra.map(cellFromId));

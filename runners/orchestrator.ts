@@ -1,212 +1,261 @@
 /**
- * The run: every selected suite on every selected cell. Static suites answer at
- * once; QEMU cells run in parallel (p-limit, --jobs) with one boot per cell for all
- * VM suites. Every finished check goes through the event bus, whose first listener
- * is the result store, so it is on disk before anything else sees it.
+ * The run: every selected suite on every selected cell, in four steps.
  *
- * Failures of the machine (a download, a boot) become `error` checks with an
- * `infra-*` reason on the cell concerned; the other cells still run.
+ *   1. describe: each cell's platform gathers its facts (fetching kernels, building
+ *      guest images); the facts are frozen and handed to `onFacts` (run.json) before
+ *      any check exists. A cell whose facts cannot be had keeps an `error` in them.
+ *   2. static suites answer from the facts at once;
+ *   3. live suites run on the started platforms, cells in parallel (p-limit, --jobs:
+ *      preparing and each boot take a slot, waiting takes none);
+ *   4. cross checks compare two suites' results of a cell (prediction against reality).
+ *
+ * Every finished check goes through the event bus, whose first listener is the result
+ * store, so it is on disk before anything else sees it. Platforms are looked up by
+ * name (runners/platforms.ts); nothing here knows one. On abort (SIGINT/SIGTERM) no new
+ * work starts, the started platforms stop what runs, and nothing more is written.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { cpus, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { cpus } from 'node:os';
 import pLimit from 'p-limit';
-import { checkKey, type CheckResult } from '../core/check.js';
-import { BpfgateError } from '../core/errors.js';
+import { checkKey, type CheckDraft, type CheckResult, type Lane } from '../core/check.js';
+import { BpfgateError, InfraError } from '../core/errors.js';
 import type { EventBus } from '../core/events.js';
+import type { CellFacts } from '../core/facts.js';
+import type { CellSink, DescribedCell, Platform, PlatformEnv, StartedPlatform, SuiteSession } from '../core/platform.js';
 import type { Reason } from '../core/reasons.js';
 import type { ResultStore } from '../core/results-store.js';
-import type { Cell } from '../matrix/cell.js';
+import type { CellContext, CrossCheck, LiveSuite, StaticSuite, Suite } from '../core/suite.js';
+import type { Cell, Platform as PlatformId } from '../matrix/cell.js';
 import type { PolicyDocument } from '../policy/index.js';
 import type { Policy, PolicyProblem } from '../policy/model.js';
-import type { CellContext, CheckDraft, StaticSuite, Suite, VmSuite } from '../suites/suite.js';
-import { policySubjects } from '../suites/subjects.js';
-import { chooseAccel } from './qemu/accel.js';
-import { BOOT_SUITE, runQemuCell } from './qemu/cell-runner.js';
-import { cachedKernel, readKernelConfig } from './qemu/kernel-cache.js';
-import { prepareQemuCell } from './qemu/prepare.js';
+import { policySubjects } from '../policy/subjects.js';
+import { loadPlatform, BUILT_PLATFORMS } from './platforms.js';
 
 export interface RunOptions {
   cells: Cell[];
   suites: Suite[];
+  /** Checks over two suites' results of a cell, run when both suites are in the run. */
+  crossChecks?: readonly CrossCheck[];
   /** Every policy document read, valid or not (policy/index.ts readPolicies). */
   documents: PolicyDocument[];
   outDir: string;
   store: ResultStore;
   bus: EventBus;
-  /** Cells booted at once. Default: fitted to the cores (each TCG guest keeps one core busy). */
+  /** Cells prepared or booted at once. Default: fitted to the cores (each TCG guest keeps one core busy). */
   jobs?: number;
-  /** Per-cell timeout; default: boot allowance plus the suites' budgets. */
+  /** Per-cell timeout; default: the platform's own (boot allowance plus the suites' budgets). */
   timeoutMs?: number;
   /** A lock file pinning kernel package versions. */
   lockFile?: string;
+  /** Aborted on SIGINT/SIGTERM. */
+  signal?: AbortSignal;
+  /** Every cell's facts and the platforms' tool versions, before the first check: run.json. */
+  onFacts?(facts: readonly CellFacts[], tools: Record<string, Record<string, string>>): Promise<void>;
 }
 
-/** Time a TCG boot may take before the suites start, with room for a loaded 2-core machine. */
-const BOOT_ALLOWANCE_MS = 60_000;
+export interface RunOutcome {
+  /** Every check of the run's cells on disk (the resumed ones included). */
+  results: CheckResult[];
+  facts: CellFacts[];
+  /** The run was stopped by a signal: `--resume` completes it. */
+  interrupted: boolean;
+}
 
 export function defaultJobs(): number {
   return Math.max(1, Math.min(4, cpus().length));
 }
 
-export async function runMatrix(opts: RunOptions): Promise<CheckResult[]> {
+class Interrupted extends Error {
+  constructor() {
+    super('the run was interrupted');
+  }
+}
+
+/** Facts for a cell whose platform could not describe it: what the matrix says, and the error. */
+function unknownFacts(cell: Cell, reason: Reason, message: string): CellFacts {
+  return {
+    cell: cell.id,
+    platform: cell.platform,
+    arch: cell.arch,
+    pageKiB: cell.pageSize,
+    kernel: { name: cell.kernel.kind === 'debian' ? `${cell.kernel.suite}/${cell.kernel.package}` : `file:${cell.kernel.image}`, release: 'unknown' },
+    bootArgs: [...cell.bootArgs],
+    lsm: [],
+    config: {},
+    error: { reason, message },
+  };
+}
+
+function reasonOf(err: unknown): Reason {
+  return err instanceof BpfgateError && err.code.startsWith('infra-') ? (err.code as Reason) : 'infra-download';
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}
+
+export async function runMatrix(opts: RunOptions): Promise<RunOutcome> {
   const { bus, store } = opts;
+  const signal = opts.signal ?? new AbortController().signal;
   const policies = opts.documents.flatMap((d) => (d.policy ? [d.policy] : []));
   const policyProblems = new Map<Policy, PolicyProblem[]>(opts.documents.flatMap((d) => (d.policy ? [[d.policy, d.problems] as const] : [])));
   const fileProblems = opts.documents.filter((d) => !d.policy).flatMap((d) => d.problems);
   const subjects = policySubjects(policies);
   const staticSuites = opts.suites.filter((s): s is StaticSuite => s.kind === 'static');
-  const vmSuites = opts.suites.filter((s): s is VmSuite => s.kind === 'vm');
-  bus.emit({ type: 'run-start', cells: opts.cells.map((c) => c.id), suites: opts.suites.map((s) => s.name) });
+  const liveSuites = opts.suites.filter((s): s is LiveSuite => s.kind === 'live');
+  const suiteNames = new Set(opts.suites.map((s) => s.name));
+  const crossChecks = (opts.crossChecks ?? []).filter((c) => c.needs.every((n) => suiteNames.has(n)));
 
-  /** Finished means on disk and not an error: --resume runs errors again. */
-  const finished = (cell: Cell, lane: CheckResult['lane'], suite: string, subject: string, check: string) => {
-    const prior = store.get(checkKey({ cell: cell.id, lane, suite, subject, check }));
-    return prior !== undefined && prior.status !== 'error';
-  };
-  const stamp = (cell: Cell, lane: CheckResult['lane'], suite: string, d: CheckDraft): CheckResult => ({
-    cell: cell.id, lane, suite, subject: d.subject, check: d.check, status: d.status, reason: d.reason,
-    evidence: d.evidence, durationMs: d.durationMs, ...(d.source ? { source: d.source } : {}),
-  });
+  const platforms = new Map<PlatformId, Platform>();
+  for (const id of new Set(opts.cells.map((c) => c.platform))) {
+    const platform = await loadPlatform(id);
+    if (!platform) throw new BpfgateError('usage', `cells of platform "${id}" cannot run yet: bpfgate runs ${BUILT_PLATFORMS.join(', ')} cells`);
+    platforms.set(id, platform);
+  }
 
   const limit = pLimit(opts.jobs ?? defaultJobs());
-  const scratch = await mkdtemp(join(tmpdir(), 'bpfgate-'));
-  try {
-    await Promise.all(
-      opts.cells.map(async (cell) => {
-        // A cell takes a job slot for each step that keeps a core busy (preparing, each boot)
-        // and none while it waits: a cell waiting for its extra boots must not hold a slot.
-        let started = 0;
-        const markStarted = () => {
-          if (started) return;
-          started = Date.now();
-          bus.emit({ type: 'cell-start', cell: cell.id });
-        };
-        const slot = <T>(work: () => Promise<T>) =>
-          limit(() => {
-            markStarted();
-            return work();
-          });
-        const ctx: CellContext = { cell, policies, policyProblems, fileProblems, subjects };
-        let ok = true;
-        const record = (lane: CheckResult['lane'], suite: string, d: CheckDraft) => {
-          if (finished(cell, lane, suite, d.subject, d.check)) return;
-          if (d.status === 'error') ok = false;
-          bus.emit({ type: 'check', result: stamp(cell, lane, suite, d) });
-        };
+  const slot = <T>(work: () => Promise<T>) =>
+    limit(() => {
+      if (signal.aborted) throw new Interrupted();
+      return work();
+    });
+  const env: PlatformEnv = {
+    outDir: opts.outDir,
+    signal,
+    slot,
+    phase: (cell, phase, detail) => bus.emit({ type: 'phase', cell, phase, ...(detail ? { detail } : {}) }),
+    log: (level, message) => bus.emit({ type: 'log', level, message }),
+    ...(opts.lockFile ? { lockFile: opts.lockFile } : {}),
+    ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}),
+  };
+  bus.emit({ type: 'run-start', cells: opts.cells.map((c) => c.id), suites: opts.suites.map((s) => s.name) });
 
-        if (vmSuites.length > 0 && cell.platform === 'qemu') {
-          ok = (await runVmCell(cell, ctx, vmSuites, opts, scratch, record, finished, slot)) && ok;
-        } else {
-          await slot(async () => {
-            for (const suite of vmSuites) {
-              record(suite.lane, suite.name, {
-                subject: cell.id, check: 'platform', status: 'skip', reason: null,
-                evidence: { why: `the ${suite.name} suite runs on QEMU cells; ${cell.platform} cells are run by their own lane` },
-                durationMs: 0,
-              });
-            }
-          });
+  // 1. Facts, once, before anything plans.
+  const booting = liveSuites.length > 0;
+  let described: DescribedCell[];
+  try {
+    described = await Promise.all(
+      opts.cells.map(async (cell): Promise<DescribedCell> => {
+        const platform = platforms.get(cell.platform)!;
+        let facts: CellFacts;
+        let config: ReadonlyMap<string, string> = new Map();
+        try {
+          ({ facts, config } = await slot(() => platform.describe(cell, { booting }, env)));
+        } catch (err) {
+          if (err instanceof Interrupted || signal.aborted) throw new Interrupted();
+          if (!(err instanceof InfraError)) throw err;
+          facts = unknownFacts(cell, reasonOf(err), err.message);
         }
-        // Static checks after the boot: they then see the kernel config the VM cell fetched,
-        // or, in a static-only run, the config of the kernel cached by an earlier run.
-        if (staticSuites.length > 0 && !ctx.kernelConfig && cell.platform === 'qemu') {
-          ctx.kernelConfig = await cachedKernelConfig(cell);
-        }
-        for (const suite of staticSuites) {
-          const t0 = Date.now();
-          for (const d of suite.run(ctx)) record(suite.lane, suite.name, { ...d, durationMs: d.durationMs || Date.now() - t0 });
-        }
-        markStarted();
-        bus.emit({ type: 'cell-end', cell: cell.id, ok, durationMs: Date.now() - started });
+        const agent = liveSuites.map((s) => s.agentOn?.(cell)).find((a) => a !== undefined);
+        if (agent) facts.agent = agent;
+        return { cell, facts: deepFreeze(facts), config };
       }),
     );
-  } finally {
-    await rm(scratch, { recursive: true, force: true });
+  } catch (err) {
+    if (err instanceof Interrupted) return end([]);
+    throw err;
   }
-  const results = store.all().filter((r) => opts.cells.some((c) => c.id === r.cell));
-  const counts: Record<string, number> = { pass: 0, fail: 0, skip: 0, error: 0 };
-  for (const r of results) counts[r.status] = (counts[r.status] ?? 0) + 1;
-  bus.emit({ type: 'run-end', counts });
-  return results;
-}
+  const tools: Record<string, Record<string, string>> = {};
+  for (const [id, platform] of platforms) tools[id] = await platform.tools();
+  await opts.onFacts?.(described.map((d) => d.facts), tools);
 
-/** The config of the cell's kernel when it is already on disk; never downloads. */
-async function cachedKernelConfig(cell: Cell): Promise<Map<string, string> | undefined> {
-  try {
-    const kernel = cell.kernel.kind === 'file' ? undefined : await cachedKernel(cell.kernel);
-    const config = cell.kernel.kind === 'file' ? cell.kernel.config : kernel?.config;
-    return config ? await readKernelConfig(config) : undefined;
-  } catch {
-    return undefined; // a prediction without the config: the needs check says what it could not predict
-  }
-}
-
-async function runVmCell(
-  cell: Cell,
-  ctx: CellContext,
-  suites: VmSuite[],
-  opts: RunOptions,
-  scratch: string,
-  record: (lane: CheckResult['lane'], suite: string, d: CheckDraft) => void,
-  finished: (cell: Cell, lane: CheckResult['lane'], suite: string, subject: string, check: string) => boolean,
-  slot: <T>(work: () => Promise<T>) => Promise<T>,
-): Promise<boolean> {
-  const emitPhase = (phase: string, detail?: string) => opts.bus.emit({ type: 'phase', cell: cell.id, phase, ...(detail ? { detail } : {}) });
-  const chargeAll = (reason: Reason, evidence: Record<string, unknown>) => {
-    for (const suite of suites) {
-      for (const planned of suite.session(ctx).planned()) {
-        record(suite.lane, suite.name, { ...planned, status: 'error', reason, evidence, durationMs: 0 });
-      }
-    }
-    record('kernel', BOOT_SUITE, { subject: 'kernel', check: 'boot', status: 'error', reason, evidence, durationMs: 0 });
+  /** Finished means on disk and not an error: --resume runs errors again. */
+  const finished = (cell: string, lane: Lane, suite: string, subject: string, check: string) => {
+    const prior = store.get(checkKey({ cell, lane, suite, subject, check }));
+    return prior !== undefined && prior.status !== 'error';
   };
 
-  // --resume: a cell whose every planned check is on disk is not booted again.
-  const pending = suites.some((suite) =>
-    suite.session(ctx).planned().some((p) => !finished(cell, suite.lane, suite.name, p.subject, p.check)),
-  );
-  if (!pending && finished(cell, 'kernel', BOOT_SUITE, 'kernel', 'boot')) {
-    emitPhase('resume', 'every check already on disk');
-    return true;
+  // 3. Live suites need the platforms started; disposing them stops whatever still runs.
+  const started = new Map<PlatformId, StartedPlatform>();
+  try {
+    if (booting && !signal.aborted) {
+      for (const [id, platform] of platforms) {
+        started.set(id, await platform.start(described.filter((d) => d.cell.platform === id), env));
+      }
+    }
+    await Promise.all(described.map((d) => runCell(d)));
+  } finally {
+    for (const handle of started.values()) await handle[Symbol.asyncDispose]();
   }
 
-  let prepared;
-  let accel;
-  try {
-    [prepared, accel] = await slot(async () => {
-      emitPhase('prepare', cell.kernel.kind === 'debian' ? `${cell.kernel.suite}/${cell.kernel.package}` : cell.kernel.image);
-      const p = await prepareQemuCell(cell, opts.lockFile ? { lockFile: opts.lockFile } : {});
-      return [p, await chooseAccel(cell.arch, p.kernelImage, p.imageSha256, p.baseInitrd)] as const;
-    });
-  } catch (err) {
-    const reason: Reason = err instanceof BpfgateError && err.code.startsWith('infra-') ? (err.code as Reason) : 'infra-download';
-    chargeAll(reason, { error: err instanceof Error ? err.message : String(err) });
-    return false;
+  async function runCell(d: DescribedCell): Promise<void> {
+    const { cell } = d;
+    const ctx: CellContext = Object.freeze({ cell, facts: d.facts, config: d.config, policies, policyProblems, fileProblems, subjects });
+    const results: CheckResult[] = store.all().filter((r) => r.cell === cell.id);
+    let ok = d.facts.error === undefined;
+    let startedAt = 0;
+    const record = (suite: string, lane: Lane, draft: CheckDraft) => {
+      if (signal.aborted || finished(cell.id, lane, suite, draft.subject, draft.check)) return;
+      if (draft.status === 'error') ok = false;
+      const result: CheckResult = {
+        cell: cell.id, lane, suite, subject: draft.subject, check: draft.check, status: draft.status, reason: draft.reason,
+        evidence: draft.evidence, durationMs: draft.durationMs, ...(draft.source ? { source: draft.source } : {}),
+      };
+      results.push(result);
+      bus.emit({ type: 'check', result });
+    };
+    const sink: CellSink = {
+      done: (suite, lane, subject, check) => finished(cell.id, lane, suite, subject, check),
+      record,
+      slot: (work) =>
+        slot(() => {
+          if (!startedAt) {
+            startedAt = Date.now();
+            bus.emit({ type: 'cell-start', cell: cell.id });
+          }
+          return work();
+        }),
+    };
+
+    // 2. Static suites: the facts are known, nothing boots.
+    for (const suite of staticSuites) {
+      const t0 = Date.now();
+      for (const draft of suite.run(ctx)) record(suite.name, suite.lane, { ...draft, durationMs: draft.durationMs || Date.now() - t0 });
+    }
+
+    // 3. Live suites, through the adapter each offers the cell's platform.
+    const handle = started.get(cell.platform);
+    const sessions: SuiteSession<unknown>[] = [];
+    for (const suite of liveSuites) {
+      const make = (suite.sessions as Record<string, ((c: CellContext) => unknown) | undefined>)[cell.platform];
+      if (!make) {
+        record(suite.name, suite.lane, {
+          subject: cell.id, check: 'platform', status: 'skip', reason: null,
+          evidence: { why: `the ${suite.name} suite has no adapter for ${cell.platform} cells` }, durationMs: 0,
+        });
+        continue;
+      }
+      sessions.push({ suite: suite.name, lane: suite.lane, budgetMs: suite.budgetMs, session: make(ctx) });
+    }
+    if (handle && sessions.length > 0 && !signal.aborted) {
+      try {
+        const outcome = await (handle as StartedPlatform).run(d, sessions as SuiteSession<never>[], sink);
+        ok = outcome.ok && ok;
+      } catch (err) {
+        if (!(err instanceof Interrupted) && !signal.aborted) throw err;
+      }
+    }
+    if (signal.aborted) return;
+
+    // 4. Cross checks over what the cell's suites answered.
+    for (const cross of crossChecks) {
+      for (const draft of cross.judge(cell, results)) record(cross.suite, cross.lane, draft);
+    }
+    bus.emit({ type: 'cell-end', cell: cell.id, ok, durationMs: startedAt ? Date.now() - startedAt : 0 });
   }
-  ctx.kernelConfig = prepared.config;
-  ctx.accel = accel.accel;
-  const budget = suites.reduce((sum, s) => sum + s.budgetMs, 0);
-  const outcome = await runQemuCell({
-    ctx,
-    suites,
-    kernelImage: prepared.kernelImage,
-    baseInitrd: prepared.baseInitrd,
-    accel: accel.accel,
-    timeoutMs: opts.timeoutMs ?? BOOT_ALLOWANCE_MS + budget,
-    cellDir: join(opts.outDir, 'cells', cell.id),
-    workDir: join(scratch, cell.id.replace(/[^A-Za-z0-9._+-]/g, '_')),
-    done: (suite, subject, check) => {
-      const lane = suite === BOOT_SUITE ? 'kernel' : (suites.find((s) => s.name === suite)?.lane ?? 'kernel');
-      return finished(cell, lane, suite, subject, check);
-    },
-    record: (suite, d) => (typeof suite === 'string' ? record('kernel', suite, d) : record(suite.lane, suite.name, d)),
-    onPhase: (phase, detail) => emitPhase(phase, phase === 'boot' ? `${detail} (${accel.why})` : detail),
-    schedule: slot,
-  });
-  const cellResults = opts.store.all().filter((r) => r.cell === cell.id);
-  for (const suite of suites) {
-    for (const d of suite.derive?.(cell, cellResults) ?? []) record(suite.lane, suite.name, d);
+
+  return end(described.map((d) => d.facts));
+
+  function end(facts: CellFacts[]): RunOutcome {
+    const interrupted = signal.aborted;
+    const ids = new Set(opts.cells.map((c) => c.id));
+    const results = store.all().filter((r) => ids.has(r.cell));
+    const counts: Record<string, number> = { pass: 0, fail: 0, skip: 0, error: 0 };
+    for (const r of results) counts[r.status] = (counts[r.status] ?? 0) + 1;
+    bus.emit({ type: 'run-end', counts, interrupted });
+    return { results, facts, interrupted };
   }
-  return outcome.status === 'done';
 }

@@ -1,15 +1,20 @@
 /**
  * Suite names as the command line knows them (`--suite static,probe,policies`).
- * One table ties each name to how its suite is made and says what it asks.
+ * One table ties each name to how its suite is made and says what it asks; the
+ * inputs the suites were made from (triggers, agent bundles) are hashed for run.json.
  */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { BpfgateError } from '../core/errors.js';
+import type { RunInputs } from '../core/run-manifest.js';
 import { policiesSuite } from './policies/index.js';
 import { probeSuite } from './probe/index.js';
 import { reproSuite } from './repro/index.js';
 import { staticSuite } from './static.js';
 import { tetragonNotConfigured, tetragonSuite } from './tetragon/index.js';
-import { loadBundle } from '../runners/tetragon/bundle.js';
-import type { Suite } from './suite.js';
+import { predictionCheck } from './tetragon/prediction.js';
+import { loadBundle } from './tetragon/bundle.js';
+import type { CrossCheck, Suite } from '../core/suite.js';
 import { loadTriggerCatalogue, loadTriggerFiles } from './triggers/load.js';
 
 export interface SuiteOptions {
@@ -53,10 +58,38 @@ export const SUITES: Record<string, { about: string; make(opts: SuiteOptions): P
   },
 };
 
-export async function resolveSuites(names: string[], opts: SuiteOptions = {}): Promise<Suite[]> {
+/** Checks over two suites' results of a cell; the orchestrator runs those whose suites are all in the run. */
+export const CROSS_CHECKS: readonly CrossCheck[] = [predictionCheck];
+
+async function sha256File(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+/** What the suites are made from, as run.json records it. */
+async function suiteInputs(names: readonly string[], opts: SuiteOptions): Promise<Pick<RunInputs, 'triggers' | 'agent'>> {
+  const triggers = names.some((n) => n === 'policies' || n === 'tetragon') ? await triggersOf(opts) : undefined;
+  const bundles = names.includes('tetragon') && opts.tetragon?.length ? await Promise.all(opts.tetragon.map(loadBundle)) : [];
+  return {
+    triggers: triggers ? { source: opts.triggers?.length ? 'files' : 'catalogue', sha256: createHash('sha256').update(JSON.stringify(triggers)).digest('hex') } : null,
+    agent: bundles.length
+      ? {
+          bundles: await Promise.all(bundles.map(async (b) => ({ arch: b.arch, version: b.version, sha256: await sha256File(b.tetragon) }))),
+          args: opts.tetragonArgs ?? [],
+          boots: opts.tetragonBoots ?? 'auto',
+        }
+      : null,
+  };
+}
+
+/** The suites of these names, and what they were made from. */
+export async function resolveSuites(names: string[], opts: SuiteOptions = {}): Promise<{ suites: Suite[]; inputs: Pick<RunInputs, 'triggers' | 'agent'> }> {
   const unknown = names.filter((n) => !SUITES[n]);
   if (unknown.length) {
     throw new BpfgateError('usage', `unknown suite "${unknown.join(', ')}"; expected one of ${Object.keys(SUITES).join(', ')}`);
   }
-  return Promise.all([...new Set(names)].map((name) => SUITES[name]!.make(opts)));
+  const unique = [...new Set(names)];
+  const suites = await Promise.all(unique.map((name) => SUITES[name]!.make(opts)));
+  return { suites, inputs: await suiteInputs(unique, opts) };
 }

@@ -1,25 +1,20 @@
 /**
  * The static suite: what can be said of each policy on each cell without booting
  * anything. Schema validity, portability of its symbols to the cell's arch, and
- * the kernel features it needs, predicted from the cell's boot parameters and, once
- * the kernel is cached, its config file. A prediction is labelled as one in the
- * evidence: only the VM lanes can show that a hook fires.
+ * the kernel features it needs, predicted from the cell's facts (its kernel config
+ * and the LSM list its boot parameters give). A prediction is labelled as one in the
+ * evidence: only the live lanes can show that a hook fires.
  */
-import { relative } from 'node:path';
 import type { Reason } from '../core/reasons.js';
-import type { Cell } from '../matrix/cell.js';
+import type { CheckDraft } from '../core/check.js';
+import type { CellFacts } from '../core/facts.js';
+import type { CellContext, StaticSuite } from '../core/suite.js';
 import type { Need, Policy } from '../policy/model.js';
 import { portabilityFindings } from '../policy/syscalls.js';
-import type { CellContext, CheckDraft, StaticSuite } from './suite.js';
+import { fileSubject } from '../policy/subjects.js';
 
-/** The active LSM list a cell boots with, when its boot parameters set one. */
-export function bootLsmList(cell: Cell): string[] | undefined {
-  const arg = cell.bootArgs.find((a) => a.startsWith('lsm='));
-  return arg?.slice(4).split(',').filter(Boolean);
-}
-
-function enabled(config: Map<string, string> | undefined, option: string): boolean | undefined {
-  if (!config) return undefined;
+function enabled(config: ReadonlyMap<string, string>, option: string): boolean | undefined {
+  if (config.size === 0) return undefined;
   const v = config.get(option);
   return v === 'y' || v === 'm';
 }
@@ -31,8 +26,7 @@ interface Prediction {
 }
 
 /** The first need the cell cannot meet, or undefined; `unknown` lists needs nothing could be said of. */
-export function predictNeeds(policy: Policy, cell: Cell, config: Map<string, string> | undefined): { failure?: Prediction; unknown: string[] } {
-  const lsmList = bootLsmList(cell);
+export function predictNeeds(policy: Policy, facts: Readonly<CellFacts>, config: ReadonlyMap<string, string>): { failure?: Prediction; unknown: string[] } {
   const unknown: string[] = [];
   const trampolines = enabled(config, 'CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS');
   for (const need of policy.needs) {
@@ -40,12 +34,10 @@ export function predictNeeds(policy: Policy, cell: Cell, config: Map<string, str
       case 'bpf-lsm': {
         const built = enabled(config, 'CONFIG_BPF_LSM');
         if (built === false) return { failure: { reason: 'lsm-unsupported', need, why: 'CONFIG_BPF_LSM is not set' }, unknown };
-        if (lsmList && !lsmList.includes('bpf')) {
-          return { failure: { reason: 'lsm-inactive', need, why: `the cell boots with lsm=${lsmList.join(',')}, without bpf` }, unknown };
-        }
-        const configured = config?.get('CONFIG_LSM')?.replace(/"/g, '').split(',');
-        if (!lsmList && configured && !configured.includes('bpf')) {
-          return { failure: { reason: 'lsm-inactive', need, why: `CONFIG_LSM=${configured.join(',')} has no bpf` }, unknown };
+        if (facts.lsm.length > 0 && !facts.lsm.includes('bpf')) {
+          const given = facts.bootArgs.find((a) => a.startsWith('lsm='));
+          const from = given ? `the cell boots with ${given}` : `CONFIG_LSM=${config.get('CONFIG_LSM') ?? ''}`;
+          return { failure: { reason: 'lsm-inactive', need, why: `${from}: the active LSMs are ${facts.lsm.join(',')}, without bpf` }, unknown };
         }
         if (built === undefined) unknown.push(need.feature);
         break;
@@ -106,7 +98,7 @@ function portabilityCheck(policy: Policy, ctx: CellContext): CheckDraft {
 }
 
 function needsCheck(policy: Policy, ctx: CellContext): CheckDraft {
-  const { failure, unknown } = predictNeeds(policy, ctx.cell, ctx.kernelConfig);
+  const { failure, unknown } = predictNeeds(policy, ctx.facts, ctx.config);
   const subject = ctx.subjects.get(policy) ?? policy.name;
   const needs = [...new Set(policy.needs.map((n) => n.feature))];
   if (failure) {
@@ -128,18 +120,18 @@ function needsCheck(policy: Policy, ctx: CellContext): CheckDraft {
     evidence: {
       predicted: true,
       needs,
-      ...(unknown.length ? { unknown, note: 'kernel config not cached: run `bpfgate kernels fetch` to predict these' } : {}),
+      ...(unknown.length ? { unknown, note: 'the cell\'s kernel config could not be read (see its facts in run.json)' } : {}),
     },
     durationMs: 0,
     source: policy.source,
   };
 }
 
-/** Files that are not valid YAML have no policy: they are reported once per cell under their path. */
+/** Files that are not valid YAML have no policy: they are reported once per cell under their path relative to their --policies root. */
 function yamlChecks(ctx: CellContext): CheckDraft[] {
   return ctx.fileProblems
     .map((p) => ({
-      subject: relative(process.cwd(), p.file),
+      subject: fileSubject(p),
       check: 'yaml',
       status: 'fail' as const,
       reason: 'yaml-invalid' as const,

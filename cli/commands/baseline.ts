@@ -7,14 +7,16 @@
 import { stringify } from 'yaml';
 import type { CheckResult } from '../../core/check.js';
 import { readResultsDir } from '../../core/results-store.js';
+import { readRunManifest } from '../../core/run-manifest.js';
 
 /** Glob-escape a literal (subjects can hold paths and @). */
 export function globLiteral(text: string): string {
   return text.replace(/[\\*?[\]{}()!@+|]/g, (c) => `\\${c}`);
 }
 
-export function baselineFrom(results: CheckResult[]): Array<Record<string, string>> {
-  const allCells = [...new Set(results.map((r) => r.cell))].sort();
+/** `cells`: every cell of the run (run.json), so a failure on all of them becomes `*`. */
+export function baselineFrom(results: CheckResult[], cells: readonly string[] = [...new Set(results.map((r) => r.cell))]): Array<Record<string, string>> {
+  const allCells = [...new Set(cells)].sort();
   const groups = new Map<string, { subject: string; check: string; reason: string; cells: Set<string> }>();
   for (const r of results) {
     if (r.status !== 'fail' || !r.reason) continue;
@@ -34,7 +36,8 @@ export function baselineFrom(results: CheckResult[]): Array<Record<string, strin
 
 export async function baselineCommand(opts: { from: string; out?: NodeJS.WritableStream }): Promise<number> {
   const results = await readResultsDir(opts.from);
-  const entries = baselineFrom(results);
+  const manifest = opts.from.endsWith('.jsonl') ? undefined : await readRunManifest(opts.from);
+  const entries = baselineFrom(results, manifest?.cells.map((c) => c.cell));
   const header = `# bpfgate baseline: ${entries.length} known failures, written from ${opts.from}\n# bpfgate run --baseline THIS_FILE fails only on failures not listed here.\n`;
   (opts.out ?? process.stdout).write(header + (entries.length ? stringify(entries, { lineWidth: 0 }) : '[]\n'));
   return 0;

@@ -6,7 +6,8 @@
  * A kernel that cannot be fetched is reported and the others still are; the exit code
  * is then 3 (infrastructure) or 2 (bad input), the larger of the failures.
  */
-import { BpfgateError, InfraError } from '../../core/errors.js';
+import { BpfgateError, InfraError, exitCodeOf } from '../../core/errors.js';
+import { describeError } from '../errors.js';
 import type { Arch, Cell, KernelRef, PageSize } from '../../matrix/cell.js';
 import { loadDefaultMatrix } from '../../matrix/default.js';
 import { KERNEL_CATALOGUE, findKernel, kernelName } from '../../matrix/kernel-catalogue.js';
@@ -81,11 +82,6 @@ function describe(a: KernelArtifact, ms: number): string {
   return `fetch ${a.name} ${a.version ?? a.release} ... ${mb(a.imageBytes)}, ${a.pageSizeKiB}K pages, ${how}`;
 }
 
-/** The exit code of a failure: 2 for bad input, 3 for anything else. */
-function exitOf(e: unknown): number {
-  return e instanceof BpfgateError ? e.exit : 3;
-}
-
 async function fetchKernels(list: Target[], lock: LockFile | undefined, out: NodeJS.WritableStream, log: (l: string) => void): Promise<number> {
   let exit = 0;
   const fetched: KernelArtifact[] = [];
@@ -122,8 +118,8 @@ async function fetchKernels(list: Target[], lock: LockFile | undefined, out: Nod
       log(describe(artifact, Date.now() - started));
       fetched.push(artifact);
     } catch (e) {
-      log(`error ${t.name}: ${(e as Error).message}`);
-      exit = Math.max(exit, exitOf(e));
+      log(`error ${t.name}: ${describeError(e)}`);
+      exit = Math.max(exit, exitCodeOf(e));
     }
   }
 
@@ -133,8 +129,8 @@ async function fetchKernels(list: Target[], lock: LockFile | undefined, out: Nod
       const image = await buildGuestImage(arch, { onProgress: (l) => log(`  ${l}`), ...(apt ? { apt } : {}) });
       log(`guest ${arch} ... ${(image.bytes / 1e6).toFixed(2)} MB, ${image.origin === 'cache' ? 'cached' : `built in ${secs(Date.now() - started)}`}`);
     } catch (e) {
-      log(`error guest image ${arch}: ${(e as Error).message}`);
-      exit = Math.max(exit, exitOf(e));
+      log(`error guest image ${arch}: ${describeError(e)}`);
+      exit = Math.max(exit, exitCodeOf(e));
     }
   }
   out.write(`${fetched.length} of ${list.length} kernels ready\n`);
@@ -158,16 +154,21 @@ async function listKernels(out: NodeJS.WritableStream, lock: LockFile | undefine
     apt = undefined;
   }
   const rows: string[][] = [['NAME', 'ARCH', 'PAGES', 'LABEL', 'DEFAULT', 'CACHED', 'VERSION']];
-  for (const e of KERNEL_CATALOGUE) {
-    const cached = await cachedKernel(e.ref, { ...(lock ? { lock } : {}), ...(apt ? { apt } : {}) });
-    let version = cached ? `${cached.version} (${cached.package})` : '';
-    if (!version && apt && e.ref.kind === 'debian' && (await apt.listsState()) !== 'missing') {
-      // The lists on disk say which version a fetch would take; never refresh them for a listing.
-      const r = await apt.resolve(e.ref.package, e.ref.suite, e.ref.debArch, { offline: true }).catch(() => undefined);
-      if (r) version = `${r.version} (${r.package})`;
-    }
-    rows.push([e.name, e.arch, `${e.pageSize}K`, e.cellLabel, e.isDefault ? 'yes' : '', cached ? 'cached' : 'no', version || '-']);
-  }
+  const cached = await Promise.all(KERNEL_CATALOGUE.map((e) => cachedKernel(e.ref, { ...(lock ? { lock } : {}), ...(apt ? { apt } : {}) })));
+  // The lists on disk say which version a fetch would take; never refresh them for a listing.
+  // Asked all at once, so apt answers each suite family in one batch.
+  const wouldTake = await Promise.all(
+    KERNEL_CATALOGUE.map(async (e, i) => {
+      if (cached[i] || !apt || e.ref.kind !== 'debian') return undefined;
+      return apt.resolve(e.ref.package, e.ref.suite, e.ref.debArch, { offline: true }).catch(() => undefined);
+    }),
+  );
+  KERNEL_CATALOGUE.forEach((e, i) => {
+    const c = cached[i];
+    const r = c ?? wouldTake[i];
+    const version = r ? `${r.version} (${r.package})` : '-';
+    rows.push([e.name, e.arch, `${e.pageSize}K`, e.cellLabel, e.isDefault ? 'yes' : '', c ? 'cached' : 'no', version]);
+  });
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
   for (const r of rows) out.write(`${r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  ')}\n`);
   return 0;
@@ -198,8 +199,8 @@ async function lockKernels(list: Target[], file: string, out: NodeJS.WritableStr
         configSha256: a.configSha256,
       });
     } catch (e) {
-      log(`error ${t.name}: ${(e as Error).message}`);
-      exit = Math.max(exit, exitOf(e));
+      log(`error ${t.name}: ${describeError(e)}`);
+      exit = Math.max(exit, exitCodeOf(e));
     }
   }
   if (exit !== 0) {

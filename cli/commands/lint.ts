@@ -6,8 +6,11 @@
  * one JSON object. Exit code: 0 every policy valid; 1 a document is schema-invalid or a file is
  * not valid YAML; 2 bad usage, a missing path, an unusable schema source, or no policy at all;
  * 3 the schema could not be downloaded. Portability findings are findings: they never fail lint.
+ * Such an error is printed by the CLI's one printer on stderr (with --format json, also as
+ * one JSON object on stdout).
  */
 import { BpfgateError } from '../../core/errors.js';
+import { type ErrorSink, reportError } from '../errors.js';
 import type { Arch } from '../../matrix/cell.js';
 import { type PolicyDocument, type ReadPoliciesResult, readPolicies } from '../../policy/index.js';
 import type { Finding } from '../../policy/model.js';
@@ -19,6 +22,8 @@ export interface LintOptions {
   arch?: Arch[];
   format: 'text' | 'json';
   out?: NodeJS.WritableStream;
+  /** Where errors go (process.stderr by default), through the CLI's one printer. */
+  err?: ErrorSink;
 }
 
 const HOW_TO_ENABLE_SCHEMA =
@@ -43,8 +48,9 @@ export async function lintCommand(opts: LintOptions): Promise<number> {
     return report.summary.invalid > 0 ? 1 : 0;
   } catch (error) {
     if (!(error instanceof BpfgateError)) throw error;
-    out.write(opts.format === 'json' ? `${JSON.stringify({ error: { code: error.code, message: error.message } })}\n` : `error: ${error.message} [${error.code}]\n`);
-    return error.exit;
+    // --format json promises one JSON object on stdout, an error included; stderr has the printer's line either way.
+    if (opts.format === 'json') out.write(`${JSON.stringify({ error: { code: error.code, message: error.message } })}\n`);
+    return reportError(error, opts.err);
   }
 }
 

@@ -4,15 +4,16 @@
  */
 import { resolve } from 'node:path';
 import type { CheckResult } from '../../core/check.js';
-import { BpfgateError } from '../../core/errors.js';
+import { BpfgateError, EXIT } from '../../core/errors.js';
 import { EventBus } from '../../core/events.js';
 import { ResultStore } from '../../core/results-store.js';
 import { writeReports } from '../../reports/index.js';
 import { runMatrix } from '../../runners/orchestrator.js';
 import { BUGS, findBug, type Bug } from '../../suites/repro/bugs.js';
 import { reproSuite } from '../../suites/repro/index.js';
-import { planCells } from './run.js';
+import { interruptOnSignals } from '../interrupt.js';
 import { plainProgress } from '../progress.js';
+import { fileInput, planCells, runManifestWriter } from './run.js';
 
 export interface ReproOptions {
   names: string[];
@@ -59,16 +60,25 @@ export async function reproCommand(opts: ReproOptions): Promise<number> {
   const outDir = resolve(opts.out);
   using store = ResultStore.open(outDir, { resume: opts.resume });
   const bus = new EventBus().on(store.listener).on(plainProgress());
-  const results = await runMatrix({
-    cells, suites: [reproSuite(bugs)], documents: [], outDir, store, bus,
+  using interrupt = interruptOnSignals();
+  const suite = reproSuite(bugs);
+  const { results, facts, interrupted } = await runMatrix({
+    cells, suites: [suite], documents: [], outDir, store, bus, signal: interrupt.signal,
+    onFacts: runManifestWriter(outDir, {
+      matrix: opts.matrix ? await fileInput(opts.matrix) : null,
+      cells: opts.cells ?? null, suites: [suite.name], policies: { roots: [], files: [] }, schema: null, lock: null,
+      triggers: null, agent: null,
+    }),
     ...(opts.jobs ? { jobs: opts.jobs } : {}),
   });
-  await writeReports(outDir, results, cells);
-  let exit = 0;
+  if (interrupted) return interrupt.exitCode;
+  await writeReports(outDir, results, facts);
+  let exit: number = EXIT.ok;
   for (const bug of bugs) {
     const verdict = reproVerdict(bug, results);
     out.write(`${verdict.lines.join('\n')}\n`);
-    if (!verdict.reproduced) exit = results.some((r) => r.subject === bug.name && r.status === 'error') && exit !== 1 ? 3 : 1;
+    // Not reproduced because a guest failed is the machine's fault; otherwise the bug's verdict failed.
+    if (!verdict.reproduced) exit = results.some((r) => r.subject === bug.name && r.status === 'error') && exit !== EXIT.unexpectedFailure ? EXIT.infrastructure : EXIT.unexpectedFailure;
   }
   return exit;
 }

@@ -1,27 +1,33 @@
 /**
  * `bpfgate run`: plan the matrix, read the policies, run the suites, write the
- * output directory, and turn the results into the gate's exit code:
+ * output directory (run.json first, results.jsonl as checks finish, the reports at
+ * the end), and turn the results into the gate's exit code:
  * 0 all expected; 1 a check failed that the baseline does not expect;
- * 2 bad input; 3 infrastructure error (and nothing worse).
+ * 2 bad input; 3 infrastructure error (and nothing worse); 130/143 interrupted.
  */
-import { resolve } from 'node:path';
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { relative, resolve } from 'node:path';
 import type { CheckResult } from '../../core/check.js';
-import { BpfgateError } from '../../core/errors.js';
+import { BpfgateError, EXIT, InputError } from '../../core/errors.js';
 import { EventBus } from '../../core/events.js';
 import { evaluateGate, loadBaseline, type BaselineEntry, type GateResult } from '../../core/baseline.js';
 import { ResultStore } from '../../core/results-store.js';
+import { inputsHash, readRunManifest, writeRunManifest, RUN_FILE, type RunInputs, type InputFile } from '../../core/run-manifest.js';
+import { BPFGATE_VERSION } from '../../core/version.js';
 import { loadDefaultMatrix } from '../../matrix/default.js';
 import { loadMatrix } from '../../matrix/load.js';
 import { selectCells } from '../../matrix/select.js';
 import type { Cell } from '../../matrix/cell.js';
-import { readPolicies } from '../../policy/index.js';
+import { readPolicies, type PolicyDocument } from '../../policy/index.js';
 import { writeReports } from '../../reports/index.js';
-import { runMatrix } from '../../runners/orchestrator.js';
-import { resolveSuites } from '../../suites/registry.js';
-import type { Suite } from '../../suites/suite.js';
+import { runMatrix, type RunOutcome } from '../../runners/orchestrator.js';
+import { readLockFile } from '../../runners/qemu/lockfile.js';
+import { CROSS_CHECKS, resolveSuites, type SuiteOptions } from '../../suites/registry.js';
+import { interruptOnSignals } from '../interrupt.js';
 import { plainProgress, terminalProgress } from '../progress.js';
 
-export interface RunCommandOptions {
+export interface RunCommandOptions extends SuiteOptions {
   matrix?: string;
   policies: string[];
   suites: string[];
@@ -33,12 +39,6 @@ export interface RunCommandOptions {
   schema?: string;
   lock?: string;
   timeoutSec?: number;
-  /** Trigger files or directories replacing the shipped catalogue. */
-  triggers?: string[];
-  /** Tetragon release bundles for the tetragon suite. */
-  tetragon?: string[];
-  tetragonArgs?: string[];
-  tetragonBoots?: number | 'auto';
   out_stream?: NodeJS.WritableStream;
 }
 
@@ -53,10 +53,10 @@ export async function planCells(matrix: string | undefined, cells: string | unde
 
 /** Exit code from the gate: an unexpected fail beats an unexpected infra error. */
 export function gateExitCode(gate: GateResult, results: CheckResult[]): number {
-  if (results.length === 0) return 3; // a run that checked nothing proves nothing
-  if (gate.unexpected.some((r) => r.status === 'fail')) return 1;
-  if (gate.unexpected.some((r) => r.status === 'error')) return 3;
-  return 0;
+  if (results.length === 0) return EXIT.infrastructure; // a run that checked nothing proves nothing
+  if (gate.unexpected.some((r) => r.status === 'fail')) return EXIT.unexpectedFailure;
+  if (gate.unexpected.some((r) => r.status === 'error')) return EXIT.infrastructure;
+  return EXIT.ok;
 }
 
 export function printGate(gate: GateResult, results: CheckResult[], out: NodeJS.WritableStream, outDir: string): void {
@@ -74,7 +74,7 @@ export function printGate(gate: GateResult, results: CheckResult[], out: NodeJS.
   for (const entry of gate.fixed) {
     out.write(`note: baseline entry ${entry.where.file}:${entry.where.line} (${entry.cell} ${entry.subject} ${entry.reason}) now passes: remove it\n`);
   }
-  out.write(`\nResults: ${outDir}/results.jsonl, junit.xml, table.md, table.html, table.json\n`);
+  out.write(`\nResults: ${outDir}/results.jsonl, run.json, junit.xml, table.md, table.html, table.json\n`);
 }
 
 function attachProgress(bus: EventBus): Promise<void> {
@@ -87,29 +87,78 @@ function attachProgress(bus: EventBus): Promise<void> {
   return Promise.resolve();
 }
 
+/** A file that decides verdicts, named as the user gave it (relative to the working directory). */
+export async function fileInput(path: string, shownAs = relative(process.cwd(), resolve(path))): Promise<InputFile> {
+  return { path: shownAs, sha256: createHash('sha256').update(await readFile(path)).digest('hex') };
+}
+
+/** The policy files of a run, each named relative to the --policies root it was found under. */
+async function policyInputs(roots: readonly string[], documents: readonly PolicyDocument[]): Promise<RunInputs['policies']> {
+  const files = new Map<string, string>();
+  for (const d of documents) files.set(d.relPath, d.file);
+  const named = await Promise.all([...files.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([rel, file]) => fileInput(file, rel)));
+  return { roots: roots.map((r) => relative(process.cwd(), resolve(r)) || '.'), files: named };
+}
+
+/** The `onFacts` of a run: run.json, written once every cell's facts are known. */
+export function runManifestWriter(outDir: string, inputs: RunInputs): NonNullable<Parameters<typeof runMatrix>[0]['onFacts']> {
+  const startedAt = new Date().toISOString();
+  return (facts, tools) =>
+    writeRunManifest(outDir, {
+      schemaVersion: 1, bpfgate: BPFGATE_VERSION, startedAt, inputs, inputsSha256: inputsHash(inputs),
+      tools: { node: process.version, ...tools }, cells: [...facts],
+    });
+}
+
 export async function runCommand(opts: RunCommandOptions): Promise<number> {
   const out = opts.out_stream ?? process.stdout;
   const outDir = resolve(opts.out);
-  const suites: Suite[] = await resolveSuites(opts.suites, { triggers: opts.triggers, tetragon: opts.tetragon, tetragonArgs: opts.tetragonArgs, tetragonBoots: opts.tetragonBoots });
+  const resolved = await resolveSuites(opts.suites, opts);
   const cells = await planCells(opts.matrix, opts.cells);
+  // A lock file that cannot be read or is malformed is bad input (exit 2), said before anything boots.
+  if (opts.lock) await readLockFile(opts.lock);
   const baseline: BaselineEntry[] = opts.baseline ? await loadBaseline(opts.baseline) : [];
   const { documents } = opts.policies.length
     ? await readPolicies(opts.policies, opts.schema ? { schema: opts.schema } : {})
     : { documents: [] };
+  const inputs: RunInputs = {
+    matrix: opts.matrix ? await fileInput(opts.matrix) : null,
+    cells: opts.cells ?? null,
+    suites: resolved.suites.map((s) => s.name),
+    policies: await policyInputs(opts.policies, documents),
+    schema: opts.schema ?? null,
+    lock: opts.lock ? await fileInput(opts.lock) : null,
+    ...resolved.inputs,
+  };
+  const fingerprint = inputsHash(inputs);
+  if (opts.resume) {
+    const previous = await readRunManifest(outDir);
+    if (previous && previous.inputsSha256 !== fingerprint) {
+      throw new InputError('resume-mismatch', `${outDir}/${RUN_FILE}`, {}, 'expected the inputs of the run being resumed (matrix, cells, suites, policies, lock, triggers, agent): they differ; resume with the same options, or use another --out');
+    }
+  }
 
   using store = ResultStore.open(outDir, { resume: opts.resume });
   for (const notice of store.notices) process.stderr.write(`${notice}\n`);
   const bus = new EventBus().on(store.listener);
   const progressDone = attachProgress(bus);
-  const results = await runMatrix({
-    cells, suites, documents, outDir, store, bus,
+  using interrupt = interruptOnSignals((signal) => bus.emit({ type: 'log', level: 'warn', message: `${signal}: stopping the guests; finished checks stay in ${outDir}` }));
+  const outcome: RunOutcome = await runMatrix({
+    cells, suites: resolved.suites, crossChecks: CROSS_CHECKS, documents, outDir, store, bus,
+    signal: interrupt.signal,
+    onFacts: runManifestWriter(outDir, inputs),
     ...(opts.jobs ? { jobs: opts.jobs } : {}),
     ...(opts.timeoutSec ? { timeoutMs: opts.timeoutSec * 1000 } : {}),
     ...(opts.lock ? { lockFile: opts.lock } : {}),
   });
   await progressDone;
+  if (outcome.interrupted) {
+    process.stderr.write(`bpfgate: interrupted by ${interrupt.received}: ${store.size} checks on disk in ${store.file}; run the same command with --resume to finish\n`);
+    return interrupt.exitCode;
+  }
+  const { results } = outcome;
   const gate = evaluateGate(results, baseline);
-  await writeReports(outDir, results, cells, { gate });
+  await writeReports(outDir, results, outcome.facts, { gate });
   printGate(gate, results, out, outDir);
   return gateExitCode(gate, results);
 }

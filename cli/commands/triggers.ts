@@ -3,9 +3,10 @@
  * own triggers) as a text table or as JSON, sorted by tactic in kill-chain order,
  * then technique, then id. It only reads and prints: nothing here runs a trigger.
  * Returns the exit code: 0, or the error's exit class (2 for a bad catalogue),
- * after printing a known error on one line.
+ * after printing a known error on one line through the CLI's one printer.
  */
 import { BpfgateError } from '../../core/errors.js';
+import { reportError } from '../errors.js';
 import { loadTriggerCatalogue, TRIGGER_CATALOGUE_DIR } from '../../suites/triggers/load.js';
 import { TACTICS, type Trigger } from '../../suites/triggers/model.js';
 
@@ -27,18 +28,14 @@ export type TriggersSubcommand = 'list';
 export async function triggersCommand(sub: TriggersSubcommand, opts: TriggersOptions = {}): Promise<number> {
   const out = opts.out ?? process.stdout;
   const err = opts.err ?? process.stderr;
-  if (sub !== 'list') {
-    err.write(`bpfgate triggers: unknown subcommand "${String(sub)}"; expected: list\n`);
-    return 2;
-  }
+  if (sub !== 'list') return reportError(new BpfgateError('usage', `triggers: unknown subcommand "${String(sub)}"; expected: list`), err);
   const dir = opts.dir ?? TRIGGER_CATALOGUE_DIR;
   let triggers: Trigger[];
   try {
     triggers = sortTriggers(await loadTriggerCatalogue(dir));
   } catch (e) {
     if (!(e instanceof BpfgateError)) throw e;
-    err.write(`${e.message}\n`);
-    return e.exit;
+    return reportError(e, err);
   }
   out.write(opts.format === 'json' ? `${JSON.stringify(catalogueJson(dir, triggers), null, 2)}\n` : catalogueTable(triggers));
   return 0;

@@ -1,36 +1,45 @@
 /**
- * bpfgate's private apt: Debian packages (kernels, busybox, bpftool, libraries) for
- * amd64 and arm64, resolved and downloaded without touching the system's dpkg
- * architectures, apt lists or apt cache.
+ * bpfgate's private apt: Debian packages (kernels, busybox, bpftool, libraries) for amd64
+ * and arm64, resolved and downloaded by Debian's own apt-cache and apt-get, without touching
+ * the system's dpkg status, architectures, apt lists or apt cache.
  *
  * Invariants:
- * - Everything apt writes lives under `cacheDir('apt')`: its own sources.list, apt.conf,
- *   lists. apt runs only as `apt-get -c <that apt.conf> update` and
- *   `apt-helper -c <that apt.conf> download-file`; the system's apt.conf.d is still read
- *   first (proxies, Check-Valid-Until), and our file then overrides the directories and
- *   clears the system's update hooks. Resolution reads the signed indexes directly.
- * - The mirror comes from the machine's own apt sources or from env
- *   (BPFGATE_DEBIAN_MIRROR, BPFGATE_DEBIAN_SECURITY_MIRROR); no host name is written here.
  * - A suite name means its family: `bookworm` is bookworm + bookworm-updates +
  *   bookworm-security (what an up-to-date bookworm system installs); a `-backports`,
- *   `-updates` or `-security` suite means only itself.
- * - `apt-get update` runs only when the lists are missing, older than a day, made for
- *   other sources, or when forced. A resolution is remembered until the lists change, so a
- *   warm run never starts apt at all.
- * - Every downloaded .deb is verified against the sha256 of the signed index.
+ *   `-updates` or `-security` suite means only itself. apt picks a candidate across all of
+ *   its sources, so each family has its own apt root under `cacheDir('apt', <suite>)`:
+ *   sources.list, apt.conf (both arches), lists, an empty status file, the binary cache.
+ *   apt only ever runs as `apt-get|apt-cache -c <that apt.conf>`; the system's apt.conf.d is
+ *   still read first (proxies, Check-Valid-Until), and ours then overrides the directories,
+ *   the pinning and the architectures, and clears the system's update hooks.
+ * - apt decides: the candidate and the suite it comes from (`apt-cache policy`), whether the
+ *   exact version of a lock exists, the pool file and hash of a version (`apt-cache show
+ *   pkg:arch=version`), the download and its index hash (`apt-get download`). bpfgate keeps only what apt cannot know: which
+ *   kernel package a label means (a kernel metapackage is followed through its Depends to
+ *   the image package) and the sha256 check again as the .deb enters the cache (core/download.ts).
+ * - The mirror comes from the machine's own apt sources or from env
+ *   (BPFGATE_DEBIAN_MIRROR, BPFGATE_DEBIAN_SECURITY_MIRROR); no host name is written here.
+ * - `apt-get update` runs only when a family's lists are missing, older than a day, made for
+ *   other sources, or when a package is not found in them (once per process). An update that
+ *   fails over existing lists is a warning: the old lists are used.
+ * - A resolution is remembered with a signature of the lists it was made from (their names,
+ *   sizes and times), so a warm run starts no apt process; the memo holds only apt's answers.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, existsSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { basename, join } from 'node:path';
-import { gunzipSync } from 'node:zlib';
-import { execa, type Options as ExecaOptions } from 'execa';
+import { basename, dirname, join } from 'node:path';
 import { cacheDir } from '../../core/cache.js';
+import { downloadToCache, PermanentDownloadError, sha256File } from '../../core/download.js';
 import { InfraError } from '../../core/errors.js';
+import { deb822Paragraphs, findDebianMirrors, type DebianMirrors } from './debian-mirrors.js';
+import { assertToolOk, runHostTool } from './host-tools.js';
+
+export { sha256File };
 
 export type DebArch = 'amd64' | 'arm64';
 
-/** The suites bpfgate's private apt knows. Security suites come from the security mirror. */
+/** The suites bpfgate's private apt knows; each is a family (see the module comment). */
 export const APT_SUITES = [
   'bookworm',
   'bookworm-updates',
@@ -43,6 +52,9 @@ export const APT_SUITES = [
 
 export const APT_ARCHES: readonly DebArch[] = ['amd64', 'arm64'];
 
+/** apt's native arch in every private configuration (see familyAptConfText). */
+const NATIVE_ARCH: DebArch = 'amd64';
+
 /** The keyring every bpfgate source is signed-by. */
 export const DEBIAN_KEYRING = '/usr/share/keyrings/debian-archive-keyring.gpg';
 
@@ -50,272 +62,7 @@ export const DEBIAN_KEYRING = '/usr/share/keyrings/debian-archive-keyring.gpg';
 export const LISTS_MAX_AGE_MS = 24 * 60 * 60 * 1000;
 
 // ---------------------------------------------------------------------------------------
-// Host tools
-
-/**
- * Runs a host tool through execa without rejecting: callers read exitCode and stderr (or
- * use `assertToolOk`). A tool that is not installed is an InfraError `infra-tool-missing`
- * naming the Debian package that provides it.
- */
-export async function runHostTool(
-  tool: string,
-  args: readonly string[],
-  opts: ExecaOptions & { providedBy?: string } = {},
-) {
-  const { providedBy, ...execaOpts } = opts;
-  const result = await execa(tool, args, { ...execaOpts, reject: false, encoding: 'utf8' as const });
-  if (result.code === 'ENOENT' && result.exitCode === undefined) {
-    throw new InfraError('infra-tool-missing', `${tool} is not installed${providedBy ? ` (apt-get install ${providedBy})` : ''}`, result);
-  }
-  return result;
-}
-
-/** Throws an InfraError with `code` and the tail of stderr when a tool run failed. */
-export function assertToolOk(result: { exitCode?: number | undefined; stderr?: unknown; failed?: boolean }, code: string, what: string): void {
-  if (!result.failed && result.exitCode === 0) return;
-  const stderr = typeof result.stderr === 'string' ? result.stderr : '';
-  const tail = stderr.trim().split('\n').slice(-6).join(' | ');
-  throw new InfraError(code, `${what} failed (exit ${result.exitCode ?? '?'})${tail ? `: ${tail}` : ''}`);
-}
-
-// ---------------------------------------------------------------------------------------
-// The machine's apt sources: one-line (sources.list) and deb822 (*.sources)
-
-/** One source entry: the fields bpfgate needs from either format. */
-export interface AptSource {
-  types: string[];
-  uris: string[];
-  suites: string[];
-  components: string[];
-  /** Where it came from, for messages. */
-  origin: string;
-}
-
-/** Parses the one-line format: `deb [opt=val ...] URI SUITE COMPONENT...`. Bad lines are skipped. */
-export function parseOneLineSources(text: string, origin = 'sources.list'): AptSource[] {
-  const out: AptSource[] = [];
-  for (const raw of text.split('\n')) {
-    const line = raw.replace(/#.*$/, '').trim();
-    if (line.length === 0) continue;
-    // Options in brackets may contain spaces ("[ arch=amd64 ]"): drop them as a whole.
-    const m = /^(deb|deb-src)\s+(?:\[[^\]]*\]\s+)?(\S+)\s+(\S+)(?:\s+(.*))?$/.exec(line);
-    if (!m) continue;
-    out.push({
-      types: [m[1] ?? 'deb'],
-      uris: [m[2] ?? ''],
-      suites: [m[3] ?? ''],
-      components: (m[4] ?? '').split(/\s+/).filter((c) => c.length > 0),
-      origin,
-    });
-  }
-  return out;
-}
-
-/** Parses the deb822 format (paragraphs of `Field: value`, continuation lines indented). */
-export function parseDeb822Sources(text: string, origin = 'debian.sources'): AptSource[] {
-  const out: AptSource[] = [];
-  for (const paragraph of deb822Paragraphs(text.split('\n').filter((l) => !l.startsWith('#')).join('\n'))) {
-    if ((paragraph.get('enabled') ?? 'yes').toLowerCase() === 'no') continue;
-    const words = (field: string) => (paragraph.get(field) ?? '').split(/\s+/).filter((w) => w.length > 0);
-    const source = { types: words('types'), uris: words('uris'), suites: words('suites'), components: words('components'), origin };
-    if (source.types.length > 0 && source.uris.length > 0 && source.suites.length > 0) out.push(source);
-  }
-  return out;
-}
-
-/** Paragraphs of a deb822 text as field maps (lower-case keys; continuation lines joined). */
-export function deb822Paragraphs(text: string): Map<string, string>[] {
-  const out: Map<string, string>[] = [];
-  for (const block of text.split(/\n[ \t]*\n/)) {
-    const fields = new Map<string, string>();
-    let last: string | undefined;
-    for (const line of block.split('\n')) {
-      if (line.trim().length === 0) continue;
-      if (/^[ \t]/.test(line)) {
-        if (last !== undefined) fields.set(last, `${fields.get(last) ?? ''}\n${line.trim()}`);
-        continue;
-      }
-      const colon = line.indexOf(':');
-      if (colon <= 0) continue;
-      last = line.slice(0, colon).trim().toLowerCase();
-      fields.set(last, line.slice(colon + 1).trim());
-    }
-    if (fields.size > 0) out.push(fields);
-  }
-  return out;
-}
-
-const DEBIAN_SUITE =
-  /^(buster|bullseye|bookworm|trixie|forky|duke|sid|oldoldstable|oldstable|stable|testing|unstable)([-/](updates|security|backports|proposed-updates|backports-sloppy))?$/;
-
-export interface DebianMirrors {
-  /** The main archive: bookworm, trixie, their -updates and -backports. */
-  archive: string;
-  /** The security archive: the -security suites. */
-  security: string;
-}
-
-/**
- * The Debian archive and security URIs among a machine's apt sources: the first binary
- * (`deb`) source with a Debian suite, and separately the first with a `-security` suite.
- */
-export function mirrorsFromSources(sources: AptSource[]): Partial<DebianMirrors> {
-  const found: Partial<DebianMirrors> = {};
-  for (const s of sources) {
-    if (!s.types.includes('deb')) continue;
-    const uri = s.uris.find((u) => /^(https?|file|ftp):/.test(u));
-    if (!uri) continue;
-    for (const suite of s.suites) {
-      const m = DEBIAN_SUITE.exec(suite);
-      if (!m) continue;
-      if (m[3] === 'security') found.security ??= trimSlash(uri);
-      else found.archive ??= trimSlash(uri);
-    }
-  }
-  return found;
-}
-
-function trimSlash(uri: string): string {
-  return uri.replace(/\/+$/, '');
-}
-
-export interface MirrorLookup {
-  env?: NodeJS.ProcessEnv;
-  /** /etc/apt by default; tests point it elsewhere. */
-  etcApt?: string;
-}
-
-/**
- * Finds the Debian mirrors: env first, then the machine's apt sources. A security mirror
- * that is neither configured nor in the sources is derived from an archive URI ending in
- * `/debian` (the archive layout Debian mirrors use). Nothing found is an InfraError
- * `infra-download` that says how to configure it.
- */
-export async function findDebianMirrors(opts: MirrorLookup = {}): Promise<DebianMirrors> {
-  const env = opts.env ?? process.env;
-  const etc = opts.etcApt ?? '/etc/apt';
-  const sources: AptSource[] = [];
-  const mainList = join(etc, 'sources.list');
-  if (existsSync(mainList)) sources.push(...parseOneLineSources(await readFile(mainList, 'utf8'), mainList));
-  const partsDir = join(etc, 'sources.list.d');
-  if (existsSync(partsDir)) {
-    for (const name of (await readdir(partsDir)).sort()) {
-      const file = join(partsDir, name);
-      if (name.endsWith('.list')) sources.push(...parseOneLineSources(await readFile(file, 'utf8'), file));
-      else if (name.endsWith('.sources')) sources.push(...parseDeb822Sources(await readFile(file, 'utf8'), file));
-    }
-  }
-  const fromSources = mirrorsFromSources(sources);
-  const archive = nonEmpty(env.BPFGATE_DEBIAN_MIRROR) ?? fromSources.archive;
-  if (!archive) {
-    throw new InfraError(
-      'infra-download',
-      `no Debian mirror found: none of the apt sources in ${mainList} or ${partsDir}/*.sources names a Debian suite ` +
-        '(bookworm, trixie, ...). Set BPFGATE_DEBIAN_MIRROR to a Debian archive URI (and BPFGATE_DEBIAN_SECURITY_MIRROR ' +
-        'to its security archive) or add a Debian source to the machine\'s apt configuration.',
-    );
-  }
-  const security =
-    nonEmpty(env.BPFGATE_DEBIAN_SECURITY_MIRROR) ??
-    fromSources.security ??
-    (/\/debian$/.test(trimSlash(archive)) ? `${trimSlash(archive)}-security` : undefined);
-  if (!security) {
-    throw new InfraError(
-      'infra-download',
-      `no Debian security mirror found for the archive ${archive}: set BPFGATE_DEBIAN_SECURITY_MIRROR to the URI that serves the -security suites`,
-    );
-  }
-  return { archive: trimSlash(archive), security: trimSlash(security) };
-}
-
-function nonEmpty(v: string | undefined): string | undefined {
-  return v !== undefined && v.trim().length > 0 ? v.trim() : undefined;
-}
-
-// ---------------------------------------------------------------------------------------
-// Debian versions and dependency fields
-
-/** dpkg's version order (epoch, upstream, revision; `~` sorts before everything). */
-export function compareDebianVersions(a: string, b: string): number {
-  const pa = splitVersion(a);
-  const pb = splitVersion(b);
-  if (pa.epoch !== pb.epoch) return pa.epoch - pb.epoch;
-  return verrevcmp(pa.upstream, pb.upstream) || verrevcmp(pa.revision, pb.revision);
-}
-
-function splitVersion(v: string): { epoch: number; upstream: string; revision: string } {
-  const colon = v.indexOf(':');
-  const epoch = colon > 0 ? Number(v.slice(0, colon)) : 0;
-  const rest = colon > 0 ? v.slice(colon + 1) : v;
-  const dash = rest.lastIndexOf('-');
-  return {
-    epoch: Number.isFinite(epoch) ? epoch : 0,
-    upstream: dash >= 0 ? rest.slice(0, dash) : rest,
-    revision: dash >= 0 ? rest.slice(dash + 1) : '',
-  };
-}
-
-const isDigit = (c: string | undefined) => c !== undefined && c >= '0' && c <= '9';
-
-function order(c: string | undefined): number {
-  if (c === undefined || isDigit(c)) return 0;
-  if (/[A-Za-z]/.test(c)) return c.charCodeAt(0);
-  if (c === '~') return -1;
-  return c.charCodeAt(0) + 256;
-}
-
-function verrevcmp(a: string, b: string): number {
-  let i = 0;
-  let j = 0;
-  while (i < a.length || j < b.length) {
-    while ((i < a.length && !isDigit(a[i])) || (j < b.length && !isDigit(b[j]))) {
-      const d = order(a[i]) - order(b[j]);
-      if (d !== 0) return d;
-      i++;
-      j++;
-    }
-    while (a[i] === '0') i++;
-    while (b[j] === '0') j++;
-    let firstDiff = 0;
-    while (isDigit(a[i]) && isDigit(b[j])) {
-      if (firstDiff === 0) firstDiff = a.charCodeAt(i) - b.charCodeAt(j);
-      i++;
-      j++;
-    }
-    if (isDigit(a[i])) return 1;
-    if (isDigit(b[j])) return -1;
-    if (firstDiff !== 0) return firstDiff;
-  }
-  return 0;
-}
-
-export interface Dependency {
-  name: string;
-  op?: string;
-  version?: string;
-}
-
-/** A Depends field as a list of alternatives lists: `a (>= 1) | b, c` -> [[a, b], [c]]. */
-export function parseDepends(field: string): Dependency[][] {
-  return field
-    .split(',')
-    .map((group) =>
-      group
-        .split('|')
-        .map((alt) => {
-          const m = /^\s*([a-z0-9][a-z0-9+.-]*)(?::[a-z0-9-]+)?\s*(?:\(\s*(<<|<=|=|>=|>>)\s*([^)\s]+)\s*\))?/.exec(alt);
-          if (!m) return undefined;
-          const dep: Dependency = { name: m[1] ?? '' };
-          if (m[2] && m[3]) {
-            dep.op = m[2];
-            dep.version = m[3];
-          }
-          return dep;
-        })
-        .filter((d): d is Dependency => d !== undefined),
-    )
-    .filter((alts) => alts.length > 0);
-}
+// Suite families: the private configuration texts (pure)
 
 /** The suites a suite name stands for (see the module comment). */
 export function suiteFamily(suite: string): string[] {
@@ -323,27 +70,62 @@ export function suiteFamily(suite: string): string[] {
   return [suite, `${suite}-updates`, `${suite}-security`];
 }
 
-// ---------------------------------------------------------------------------------------
-// Packages indexes
-
-/** One binary package version as the signed index describes it. */
-export interface ResolvedPackage {
-  /** The name that was asked for (for kernels, usually a metapackage). */
-  requested: string;
-  /** The real package that holds the files. */
-  package: string;
-  version: string;
-  debArch: DebArch;
-  /** The suite whose index lists this version, e.g. trixie-security. */
-  suite: string;
-  /** Pool path in the archive. */
-  filename: string;
-  size: number;
-  sha256: string;
-  depends: string;
+/** The mirror that serves a suite: the security archive for `-security`, else the main one. */
+export function mirrorFor(suite: string, mirrors: DebianMirrors): string {
+  return suite.endsWith('-security') ? mirrors.security : mirrors.archive;
 }
 
-interface Stanza {
+/** The sources.list of a family: one line per suite, both arches, the Debian keyring. */
+export function familySourcesText(suite: string, mirrors: DebianMirrors): string {
+  const opts = `[arch=${APT_ARCHES.join(',')} signed-by=${DEBIAN_KEYRING} target=Packages]`;
+  return suiteFamily(suite).map((s) => `deb ${opts} ${mirrorFor(s, mirrors)} ${s} main`).join('\n') + '\n';
+}
+
+/** The apt.conf of the family rooted at `root`; read by `apt-get -c`, after the system's configuration. */
+export function familyAptConfText(root: string): string {
+  const q = (s: string) => `"${s}"`;
+  return [
+    '// Written by bpfgate: the private apt configuration of one suite family. Use as: apt-get -c <this file> ...',
+    `Dir::Etc::SourceList ${q(join(root, 'sources.list'))};`,
+    `Dir::Etc::SourceParts ${q('/dev/null')};`,
+    // The system's pins and default release would bend the candidate: none here.
+    `Dir::Etc::Preferences ${q('/dev/null')};`,
+    `Dir::Etc::PreferencesParts ${q('/dev/null')};`,
+    `APT::Default-Release ${q('')};`,
+    `Dir::State::Lists ${q(join(root, 'lists'))};`,
+    `Dir::State::status ${q(join(root, 'status'))};`,
+    `Dir::State::extended_states ${q(join(root, 'extended_states'))};`,
+    `Dir::Cache ${q(join(root, 'cache'))};`,
+    // The binary cache on disk (tens of MB): every apt-cache run after the first maps it in
+    // 0.1 s instead of parsing the lists for 2-3 s.
+    `Dir::Cache::pkgcache ${q(join(root, 'cache', 'pkgcache.bin'))};`,
+    `Dir::Cache::srcpkgcache ${q('')};`,
+    // The native arch is fixed, whatever the host: apt-cache policy names a package of it without `:arch`.
+    `APT::Architecture ${q(NATIVE_ARCH)};`,
+    '#clear APT::Architectures;',
+    `APT::Architectures { ${APT_ARCHES.map((a) => `${q(a)};`).join(' ')} };`,
+    `Debug::NoLocking ${q('true')};`,
+    // Root downloads into a directory _apt cannot read; the sandbox is not ours to set up.
+    `APT::Sandbox::User ${q('root')};`,
+    `Acquire::Languages ${q('none')};`,
+    // gzip'd indexes kept as they come: smaller on disk than plain, quicker to read than xz.
+    `Acquire::GzipIndexes ${q('true')};`,
+    `Acquire::IndexTargets::deb::Packages::KeepCompressedAs ${q('gz')};`,
+    '#clear Acquire::CompressionTypes::Order;',
+    `Acquire::CompressionTypes::Order { ${q('gz')}; ${q('xz')}; };`,
+    // The system's update hooks (appstream, packagekit, update stamps) are not ours to run.
+    '#clear APT::Update::Pre-Invoke;',
+    '#clear APT::Update::Post-Invoke;',
+    '#clear APT::Update::Post-Invoke-Success;',
+    '',
+  ].join('\n');
+}
+
+// ---------------------------------------------------------------------------------------
+// Reading apt's answers
+
+/** The fields bpfgate keeps from one stanza of `apt-cache show`. */
+interface AptStanza {
   package: string;
   version: string;
   architecture: string;
@@ -353,57 +135,110 @@ interface Stanza {
   sha256: string;
 }
 
-function stanzaFrom(fields: Map<string, string>): Stanza | undefined {
-  const pkg = fields.get('package');
-  const version = fields.get('version');
-  const filename = fields.get('filename');
-  const sha256 = fields.get('sha256');
-  if (!pkg || !version || !filename || !sha256) return undefined;
-  const pre = fields.get('pre-depends');
-  const dep = fields.get('depends');
-  return {
-    package: pkg,
-    version,
-    architecture: fields.get('architecture') ?? '',
-    depends: [pre, dep].filter((d) => d && d.length > 0).join(', '),
-    filename,
-    size: Number(fields.get('size') ?? '0'),
-    sha256,
-  };
+/** The stanzas `apt-cache show` printed (those without a file or hash are skipped). */
+export function readShowOutput(text: string): AptStanza[] {
+  const out: AptStanza[] = [];
+  for (const f of deb822Paragraphs(text)) {
+    const pkg = f.get('package');
+    const version = f.get('version');
+    const filename = f.get('filename');
+    const sha256 = f.get('sha256');
+    if (!pkg || !version || !filename || !sha256) continue;
+    out.push({
+      package: pkg,
+      version,
+      architecture: f.get('architecture') ?? '',
+      depends: [f.get('pre-depends'), f.get('depends')].filter(Boolean).join(', '),
+      filename,
+      size: Number(f.get('size') ?? 0),
+      sha256,
+    });
+  }
+  return out;
 }
 
-/** Package name -> raw paragraphs, for one Packages file. Paragraphs are parsed on demand. */
-class PackagesIndex {
-  private readonly raw = new Map<string, string[]>();
-  constructor(text: string) {
-    let start = 0;
-    while (start < text.length) {
-      let end = text.indexOf('\n\n', start);
-      if (end < 0) end = text.length;
-      const block = text.slice(start, end);
-      start = end + 2;
-      const m = /^Package:\s*(\S+)/m.exec(block);
-      if (!m || !m[1]) continue;
-      const list = this.raw.get(m[1]);
-      if (list) list.push(block);
-      else this.raw.set(m[1], [block]);
+/**
+ * The image package a kernel metapackage stands for: the first `linux-image-*` other than
+ * itself among the first alternatives of its Depends, with the version it pins, if any.
+ */
+export function kernelImageDependency(depends: string, self: string): { name: string; version: string | undefined } | undefined {
+  for (const group of depends.split(',')) {
+    const m = /^\s*(linux-image-[a-z0-9.+-]+)(?::[a-z0-9-]+)?\s*(?:\(\s*=\s*([^)\s]+)\s*\))?/.exec(group.split('|')[0] ?? '');
+    if (m?.[1] && m[1] !== self) return { name: m[1], version: m[2] };
+  }
+  return undefined;
+}
+
+/** What `apt-cache policy` says of one package: its candidate and the suite of each version. */
+export interface PolicyAnswer {
+  /** The block's header: `name` for the native arch (amd64, see the apt.conf) and arch `all`, else `name:arch`. */
+  header: string;
+  candidate: string | undefined;
+  /** version -> the first suite that lists it. */
+  suites: Map<string, string>;
+}
+
+/** The blocks of `apt-cache policy` output. */
+export function readPolicyOutput(text: string): PolicyAnswer[] {
+  const out: PolicyAnswer[] = [];
+  let block: PolicyAnswer | undefined;
+  let version: string | undefined;
+  for (const line of text.split('\n')) {
+    const header = /^(\S+):$/.exec(line);
+    if (header?.[1]) {
+      block = { header: header[1], candidate: undefined, suites: new Map() };
+      version = undefined;
+      out.push(block);
+      continue;
     }
+    if (!block) continue;
+    const candidate = /^ {2}Candidate: (\S+)$/.exec(line);
+    if (candidate?.[1]) block.candidate = candidate[1] === '(none)' ? undefined : candidate[1];
+    // `     6.12.118-1 500`, or ` *** 6.12.118-1 500` for an installed version.
+    const v = /^ (?:\*\*\*| {3}) (\S+) -?\d+$/.exec(line);
+    if (v?.[1]) version = v[1];
+    // `        500 http://mirror/debian trixie/main arm64 Packages`
+    const source = /^ {8}-?\d+ \S+ ([^/\s]+)\/\S+ \S+ Packages$/.exec(line);
+    if (source?.[1] && version !== undefined && !block.suites.has(version)) block.suites.set(version, source[1]);
   }
-  get(name: string): Stanza[] {
-    return (this.raw.get(name) ?? [])
-      .map((block) => deb822Paragraphs(block)[0])
-      .map((fields) => (fields ? stanzaFrom(fields) : undefined))
-      .filter((s): s is Stanza => s !== undefined);
-  }
+  return out;
+}
+
+/** The file name `apt-get download` gives a package (apt's QuoteString of name, version, arch). */
+export function aptDebFileName(pkg: string, version: string, architecture: string): string {
+  const quote = (s: string, bad: string) =>
+    [...s].map((c) => (bad.includes(c) || c === '%' || c <= ' ' || c >= '\x7f' ? `%${c.charCodeAt(0).toString(16).padStart(2, '0')}` : c)).join('');
+  return `${quote(pkg, '_:')}_${quote(version, '_:')}_${quote(architecture, '_:.')}.deb`;
 }
 
 // ---------------------------------------------------------------------------------------
 // The private apt
 
+/** One binary package version as apt resolved it. */
+export interface ResolvedPackage {
+  /** The name that was asked for (for kernels, usually a metapackage). */
+  requested: string;
+  /** The real package that holds the files. */
+  package: string;
+  version: string;
+  debArch: DebArch;
+  /** The package's own Architecture (`all` for arch-independent packages). */
+  architecture: string;
+  /** The suite family that resolved it (the suite that was asked for), e.g. trixie. */
+  family: string;
+  /** The suite whose index lists this version, e.g. trixie-security. */
+  suite: string;
+  /** Pool path in the archive. */
+  filename: string;
+  size: number;
+  sha256: string;
+}
+
 export interface PrivateAptOptions {
-  /** Defaults to cacheDir('apt'). */
+  /** Defaults to cacheDir('apt'); each family lives in a directory of its own below it. */
   root?: string;
   mirrors?: DebianMirrors;
+  /** For the mirror lookup and for apt's processes (proxies); defaults to process.env. */
   env?: NodeJS.ProcessEnv;
   /** Progress and warnings, one line each. */
   onLog?: (line: string) => void;
@@ -422,97 +257,109 @@ interface ListsStamp {
 }
 
 interface ResolutionMemo {
-  stampAt: number;
+  /** The signature of the lists the entries were resolved from. */
+  lists: string;
   entries: Record<string, ResolvedPackage>;
 }
 
-/** The private apt configuration and everything resolved or downloaded through it. */
-export class PrivateApt {
+interface Wanted {
+  name: string;
+  debArch: DebArch;
+  version: string | undefined;
+}
+
+const spec = (w: Wanted) => `${w.name}:${w.debArch}${w.version === undefined ? '' : `=${w.version}`}`;
+
+/**
+ * Collects the calls made within a short window and runs them as one batch: parallel cells
+ * and images then cost one apt process instead of one each. `run` returns one result (or
+ * Error) per item.
+ */
+class Batcher<T, R> {
+  private queue: { item: T; resolve: (r: R) => void; reject: (e: unknown) => void }[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  constructor(
+    private readonly run: (items: T[]) => Promise<(R | Error)[]>,
+    private readonly windowMs = 20,
+  ) {}
+
+  add(item: T): Promise<R> {
+    return new Promise<R>((resolve, reject) => {
+      this.queue.push({ item, resolve, reject });
+      this.timer ??= setTimeout(() => this.flush(), this.windowMs);
+    });
+  }
+
+  private flush(): void {
+    this.timer = undefined;
+    const batch = this.queue.splice(0);
+    this.run(batch.map((b) => b.item)).then(
+      (results) =>
+        batch.forEach((b, i) => {
+          const r = results[i];
+          if (r instanceof Error) b.reject(r);
+          else b.resolve(r as R);
+        }),
+      (err: unknown) => batch.forEach((b) => b.reject(err)),
+    );
+  }
+}
+
+/** One suite family's apt root: its configuration, lists, resolutions and downloads. */
+export class AptFamily {
+  readonly suite: string;
+  readonly suites: string[];
   readonly root: string;
-  readonly mirrors: DebianMirrors;
   readonly aptConf: string;
-  readonly sourcesList: string;
   readonly listsDir: string;
+  private readonly sourcesText: string;
+  private readonly env: NodeJS.ProcessEnv;
   private readonly onLog: (line: string) => void;
-  private readonly indexes = new Map<string, Promise<PackagesIndex>>();
+  private prepared: Promise<void> | undefined;
   private updating: Promise<void> | undefined;
   private updatedThisProcess = false;
-  private readonly downloads = new Map<string, Promise<string>>();
+  private signature: Promise<string> | undefined;
+  private readonly resolving = new Map<string, Promise<ResolvedPackage>>();
+  private readonly online = new Batcher<Wanted, ResolvedPackage>((w) => this.resolveBatch(w, false));
+  private readonly offline = new Batcher<Wanted, ResolvedPackage>((w) => this.resolveBatch(w, true));
+  private readonly debs = new Batcher<{ pkg: ResolvedPackage; tempFile: string }, void>((items) => this.downloadBatch(items));
+  private memoWrites: Promise<void> = Promise.resolve();
 
-  private constructor(root: string, mirrors: DebianMirrors, onLog: (line: string) => void) {
+  constructor(suite: string, root: string, mirrors: DebianMirrors, env: NodeJS.ProcessEnv, onLog: (line: string) => void) {
+    this.suite = suite;
+    this.suites = suiteFamily(suite);
     this.root = root;
-    this.mirrors = mirrors;
     this.aptConf = join(root, 'apt.conf');
-    this.sourcesList = join(root, 'sources.list');
     this.listsDir = join(root, 'lists');
+    this.sourcesText = familySourcesText(suite, mirrors);
+    this.env = env;
     this.onLog = onLog;
   }
 
-  /** Finds the mirrors and writes the sources list and apt.conf (only when they changed). */
-  static async open(opts: PrivateAptOptions = {}): Promise<PrivateApt> {
-    const root = opts.root ?? (await cacheDir('apt'));
-    const mirrors = opts.mirrors ?? (await findDebianMirrors({ env: opts.env ?? process.env }));
-    const apt = new PrivateApt(root, mirrors, opts.onLog ?? (() => {}));
-    await apt.writeConfig();
-    return apt;
+  /** Writes the family's configuration (only what changed) and its directories, once. */
+  ready(): Promise<void> {
+    this.prepared ??= (async () => {
+      for (const dir of [join(this.listsDir, 'partial'), join(this.root, 'cache', 'archives', 'partial')]) await mkdir(dir, { recursive: true });
+      await writeIfChanged(join(this.root, 'sources.list'), this.sourcesText);
+      await writeIfChanged(this.aptConf, familyAptConfText(this.root));
+      await writeIfChanged(join(this.root, 'status'), '');
+    })();
+    this.prepared.catch(() => (this.prepared = undefined));
+    return this.prepared;
   }
 
-  /** The sources.list text: one line per suite, both arches, the Debian keyring. */
-  sourcesText(): string {
-    const opts = `[arch=${APT_ARCHES.join(',')} signed-by=${DEBIAN_KEYRING} target=Packages]`;
-    return (
-      APT_SUITES.map((suite) => {
-        const uri = this.mirrorFor(suite);
-        return `deb ${opts} ${uri} ${suite} main`;
-      }).join('\n') + '\n'
-    );
+  private run(tool: 'apt-get' | 'apt-cache', args: readonly string[], opts: { cwd?: string } = {}) {
+    // C locale: the few messages read below ("was not found") are apt's English ones.
+    return runHostTool(tool, ['-c', this.aptConf, ...args], {
+      providedBy: 'apt',
+      env: { ...this.env, LC_ALL: 'C' },
+      extendEnv: false,
+      maxBuffer: 256 * 1024 * 1024,
+      ...(opts.cwd ? { cwd: opts.cwd } : {}),
+    });
   }
 
-  /** The apt.conf text; read by `apt-get -c`, after the system's configuration. */
-  aptConfText(): string {
-    const q = (s: string) => `"${s}"`;
-    return [
-      '// Written by bpfgate: its private apt configuration. Use as: apt-get -c <this file> ...',
-      `Dir::Etc::SourceList ${q(this.sourcesList)};`,
-      `Dir::Etc::SourceParts ${q('/dev/null')};`,
-      `Dir::State::Lists ${q(this.listsDir)};`,
-      `Dir::State::status ${q(join(this.root, 'status'))};`,
-      `Dir::Cache ${q(join(this.root, 'cache'))};`,
-      // No binary caches on disk: 100 MB each, and only `apt-get update` would use them
-      // (resolution reads the indexes, downloads go through apt-helper).
-      `Dir::Cache::pkgcache ${q('')};`,
-      `Dir::Cache::srcpkgcache ${q('')};`,
-      '#clear APT::Architectures;',
-      `APT::Architectures { ${APT_ARCHES.map((a) => `${q(a)};`).join(' ')} };`,
-      `Debug::NoLocking ${q('true')};`,
-      // P11: root downloads into a directory _apt cannot read; the warning is harmless.
-      `APT::Sandbox::User ${q('root')};`,
-      `Acquire::Languages ${q('none')};`,
-      // Keep the indexes gzip'd on disk: a third of the size, and node reads gzip natively.
-      `Acquire::GzipIndexes ${q('true')};`,
-      `Acquire::IndexTargets::deb::Packages::KeepCompressedAs ${q('gz')};`,
-      // Fetch the .gz indexes when the archive has them: kept as they come, nothing to recompress.
-      '#clear Acquire::CompressionTypes::Order;',
-      `Acquire::CompressionTypes::Order { ${q('gz')}; ${q('xz')}; };`,
-      // The system's update hooks (appstream, packagekit, update stamps) are not ours to run.
-      '#clear APT::Update::Pre-Invoke;',
-      '#clear APT::Update::Post-Invoke;',
-      '#clear APT::Update::Post-Invoke-Success;',
-      '',
-    ].join('\n');
-  }
-
-  private async writeConfig(): Promise<void> {
-    if (!existsSync(DEBIAN_KEYRING)) {
-      throw new InfraError('infra-tool-missing', `the Debian archive keyring ${DEBIAN_KEYRING} is missing (apt-get install debian-archive-keyring)`);
-    }
-    for (const dir of [this.listsDir, join(this.listsDir, 'partial'), join(this.root, 'cache', 'archives', 'partial')]) {
-      await mkdir(dir, { recursive: true });
-    }
-    await writeIfChanged(this.sourcesList, this.sourcesText());
-    await writeIfChanged(this.aptConf, this.aptConfText());
-    await writeIfChanged(join(this.root, 'status'), '');
-  }
+  // --- lists ---------------------------------------------------------------------------
 
   private stampFile(): string {
     return join(this.root, 'lists-stamp.json');
@@ -526,29 +373,30 @@ export class PrivateApt {
     }
   }
 
-  /** Whether the lists exist, match the sources and are younger than a day. */
+  /** Whether the lists exist, were made for these sources and are younger than a day. */
   async listsState(now = Date.now()): Promise<'fresh' | 'stale' | 'missing'> {
     const stamp = await this.readStamp();
-    if (!stamp) return 'missing';
-    if (stamp.sourcesSha256 !== sha256Text(this.sourcesText())) return 'stale';
+    if (!stamp || !existsSync(this.listsDir)) return 'missing';
+    if (stamp.sourcesSha256 !== sha256Text(this.sourcesText)) return 'stale';
     return now - stamp.at > LISTS_MAX_AGE_MS ? 'stale' : 'fresh';
   }
 
   /**
    * Runs `apt-get update` when the lists are missing or stale (or `force`). When an update
-   * of stale lists fails, the old lists are used with a warning; with no lists at all the
+   * over existing lists fails, they are used with a warning; with no lists at all the
    * failure is an InfraError `infra-download`.
    */
   ensureLists(opts: { force?: boolean } = {}): Promise<void> {
     // Set synchronously: every caller that arrives while a check or an update runs shares it.
     this.updating ??= (async () => {
+      await this.ready();
       const state = await this.listsState();
       if (state === 'fresh' && !opts.force) return;
       try {
         await this.update();
       } catch (err) {
-        if (state === 'stale' && !opts.force) {
-          this.onLog(`warn: apt-get update failed, using the lists from before: ${(err as Error).message}`);
+        if (state !== 'missing') {
+          this.onLog(`warn: apt-get update (${this.suites.join(', ')}) failed, using the lists from before: ${(err as Error).message}`);
           return;
         }
         throw err;
@@ -561,40 +409,35 @@ export class PrivateApt {
 
   private async update(): Promise<void> {
     const started = Date.now();
-    this.onLog('apt-get update (private lists: bookworm, trixie, backports, security; amd64 + arm64)');
-    const result = await runHostTool('apt-get', ['-c', this.aptConf, '-q', 'update'], { providedBy: 'apt' });
-    assertToolOk(result, 'infra-download', 'apt-get update');
+    this.onLog(`apt-get update (private lists: ${this.suites.join(', ')}; amd64 + arm64)`);
+    this.updatedThisProcess = true;
+    this.signature = undefined;
+    const result = await this.run('apt-get', ['-q', 'update']);
+    this.signature = undefined;
+    assertToolOk(result, 'infra-download', `apt-get update of ${this.suites.join(', ')}`);
     // apt-get update exits 0 when some index could not be fetched ("W: Failed to fetch ...").
     const failed = String(result.stderr).split('\n').filter((l) => /^(W|E): (Failed to fetch|Some index files failed)/.test(l));
     if (failed.length > 0) throw new InfraError('infra-download', `apt-get update could not fetch every index: ${failed.join(' | ')}`);
-    this.indexes.clear();
-    this.updatedThisProcess = true;
-    await writeFile(this.stampFile(), JSON.stringify({ at: Date.now(), sourcesSha256: sha256Text(this.sourcesText()) } satisfies ListsStamp));
-    this.onLog(`apt-get update done in ${((Date.now() - started) / 1000).toFixed(1)}s`);
+    await writeFile(this.stampFile(), JSON.stringify({ at: Date.now(), sourcesSha256: sha256Text(this.sourcesText) } satisfies ListsStamp));
+    this.onLog(`apt-get update (${this.suites.join(', ')}) done in ${((Date.now() - started) / 1000).toFixed(1)}s`);
   }
 
-  /** The parsed Packages index of a suite and arch; read once per process (and after each update). */
-  private index(suite: string, debArch: DebArch): Promise<PackagesIndex> {
-    const key = `${suite}/${debArch}`;
-    let index = this.indexes.get(key);
-    if (!index) {
-      index = this.readIndex(suite, debArch);
-      this.indexes.set(key, index);
-      index.catch(() => this.indexes.delete(key));
-    }
-    return index;
+  /** The names, sizes and times of the list files: what a memo entry was resolved from. */
+  private listsSignature(): Promise<string> {
+    this.signature ??= (async () => {
+      const names = existsSync(this.listsDir) ? (await readdir(this.listsDir)).filter((n) => n.includes('_dists_')).sort() : [];
+      const parts = await Promise.all(
+        names.map(async (n) => {
+          const st = await stat(join(this.listsDir, n));
+          return `${n} ${st.size} ${st.mtimeMs}`;
+        }),
+      );
+      return sha256Text(parts.join('\n'));
+    })();
+    return this.signature;
   }
 
-  private async readIndex(suite: string, debArch: DebArch): Promise<PackagesIndex> {
-    const suffix = `_dists_${suite}_main_binary-${debArch}_Packages`;
-    const names = existsSync(this.listsDir) ? await readdir(this.listsDir) : [];
-    const name = names.find((n) => {
-      const at = n.indexOf(suffix);
-      return at >= 0 && /^(\.(gz|xz|lz4|zst|bz2))?$/.test(n.slice(at + suffix.length));
-    });
-    // A suite with no index (trixie-updates between point releases can be empty) is an empty index.
-    return new PackagesIndex(name ? await readIndexFile(join(this.listsDir, name)) : '');
-  }
+  // --- resolution ----------------------------------------------------------------------
 
   private memoFile(): string {
     return join(this.root, 'resolutions.json');
@@ -608,204 +451,322 @@ export class PrivateApt {
     }
   }
 
-  /** A resolution made from the current, fresh lists, without reading them again. */
-  async memoized(name: string, suite: string, debArch: DebArch, version?: string): Promise<ResolvedPackage | undefined> {
-    const [stamp, memo] = await Promise.all([this.readStamp(), this.readMemo()]);
-    if (!stamp || !memo || memo.stampAt !== stamp.at || (await this.listsState()) !== 'fresh') return undefined;
-    return memo.entries[memoKey(name, suite, debArch, version)];
+  /** What apt answered for this request from the lists as they are now, if it was asked before. */
+  private async fromMemo(key: string): Promise<ResolvedPackage | undefined> {
+    const [lists, memo] = await Promise.all([this.listsSignature(), this.readMemo()]);
+    return memo?.lists === lists ? memo.entries[key] : undefined;
   }
 
-  private memoWrites: Promise<void> = Promise.resolve();
+  /** A resolution made from the current lists while they are fresh, without starting apt. */
+  async memoized(name: string, debArch: DebArch, version?: string): Promise<ResolvedPackage | undefined> {
+    if ((await this.listsState()) !== 'fresh') return undefined;
+    return this.fromMemo(spec({ name, debArch, version }));
+  }
 
   /**
-   * Adds a resolution to the memo file. Writes are chained in this process (so parallel
-   * resolutions do not drop each other's entries) and each re-reads the file, keeping
-   * entries other processes added.
+   * Adds resolutions to the memo file. Writes are chained in this process (parallel batches
+   * do not drop each other's entries) and each re-reads the file, keeping entries another
+   * process added from the same lists.
    */
-  private remember(key: string, resolved: ResolvedPackage): Promise<void> {
+  private remember(lists: string, entries: [string, ResolvedPackage][]): Promise<void> {
     const write = async () => {
-      const stamp = await this.readStamp();
-      if (!stamp) return;
       const memo = await this.readMemo();
-      const entries = memo && memo.stampAt === stamp.at ? memo.entries : {};
-      entries[key] = resolved;
+      const merged = { ...(memo?.lists === lists ? memo.entries : {}), ...Object.fromEntries(entries) };
       // Write-then-rename: concurrent bpfgate processes never see half a file.
       const tmp = `${this.memoFile()}.${process.pid}.${randomBytes(4).toString('hex')}`;
-      await writeFile(tmp, JSON.stringify({ stampAt: stamp.at, entries } satisfies ResolutionMemo));
+      await writeFile(tmp, JSON.stringify({ lists, entries: merged } satisfies ResolutionMemo));
       await rename(tmp, this.memoFile());
     };
     this.memoWrites = this.memoWrites.then(write, write);
     return this.memoWrites;
   }
 
-  /**
-   * The newest version of `name` in the suite's family for `debArch` (or exactly
-   * `opts.version`). A kernel metapackage (`linux-image-*` depending on another
-   * `linux-image-*`) is followed to the real image package. Not found is an InfraError
-   * `infra-download` naming the package, the version and the suites searched.
-   */
-  async resolve(name: string, suite: string, debArch: DebArch, opts: ResolveOptions = {}): Promise<ResolvedPackage> {
-    if (!(APT_SUITES as readonly string[]).includes(suite)) {
-      throw new InfraError('infra-download', `suite ${suite} is not in bpfgate's apt configuration (known: ${APT_SUITES.join(', ')})`);
+  /** See `PrivateApt.resolve`. */
+  async resolve(name: string, debArch: DebArch, opts: ResolveOptions = {}): Promise<ResolvedPackage> {
+    await this.ready();
+    if (opts.offline) {
+      if ((await this.listsState()) === 'missing') {
+        throw new InfraError('infra-download', `bpfgate's apt lists of ${this.suite} are missing (${this.listsDir}): run 'bpfgate kernels fetch' with network access`);
+      }
+    } else {
+      await this.ensureLists();
     }
-    const key = memoKey(name, suite, debArch, opts.version);
-    const memo = await this.memoized(name, suite, debArch, opts.version);
+    const wanted: Wanted = { name, debArch, version: opts.version };
+    const key = spec(wanted);
+    const memo = await this.fromMemo(key);
     if (memo) return memo;
-    if (!opts.offline) await this.ensureLists();
-    let resolved: ResolvedPackage;
-    try {
-      resolved = await this.resolveFromLists(name, suite, debArch, opts.version, name, 0);
-    } catch (err) {
-      // A package the day-old lists do not have yet: refresh once and try again.
-      if (opts.offline || this.updatedThisProcess || opts.version !== undefined) throw err;
+    const inflightKey = `${opts.offline ? 'offline' : 'online'} ${key}`;
+    let pending = this.resolving.get(inflightKey);
+    if (!pending) {
+      pending = (opts.offline ? this.offline : this.online).add(wanted).finally(() => this.resolving.delete(inflightKey));
+      this.resolving.set(inflightKey, pending);
+    }
+    return pending;
+  }
+
+  private async resolveBatch(wanted: Wanted[], offline: boolean): Promise<(ResolvedPackage | Error)[]> {
+    let lists = await this.listsSignature();
+    const results: (ResolvedPackage | Error)[] = await this.lookup(wanted);
+    const missing = results.flatMap((r, i) => (r instanceof NotInLists ? [i] : []));
+    if (missing.length > 0 && !offline && !this.updatedThisProcess) {
+      // Day-old lists may not have it yet (or the lock was made from newer ones): refresh once.
       await this.ensureLists({ force: true });
-      resolved = await this.resolveFromLists(name, suite, debArch, opts.version, name, 0);
+      lists = await this.listsSignature();
+      const again = await this.lookup(missing.map((i) => wanted[i] as Wanted));
+      missing.forEach((i, j) => (results[i] = again[j] as ResolvedPackage | Error));
     }
-    // Remembered against the lists' stamp: `memoized` only returns it while they are fresh.
-    await this.remember(key, resolved);
-    return resolved;
-  }
-
-  private async resolveFromLists(
-    name: string,
-    suite: string,
-    debArch: DebArch,
-    version: string | undefined,
-    requested: string,
-    depth: number,
-  ): Promise<ResolvedPackage> {
-    if (!existsSync(this.stampFile())) {
-      throw new InfraError('infra-download', `bpfgate's apt lists are missing (${this.listsDir}): run 'bpfgate kernels fetch' with network access`);
-    }
-    const family = suiteFamily(suite);
-    let best: { stanza: Stanza; suite: string } | undefined;
-    for (const s of family) {
-      for (const stanza of (await this.index(s, debArch)).get(name)) {
-        if (version !== undefined && stanza.version !== version) continue;
-        if (!best || compareDebianVersions(stanza.version, best.stanza.version) > 0) best = { stanza, suite: s };
-      }
-    }
-    if (!best) {
-      const what = version === undefined ? name : `${name} version ${version}`;
-      throw new InfraError(
-        'infra-download',
-        `${what} (${debArch}) is not in the archive's ${family.join(', ')} indexes` +
-          (version === undefined ? '' : ': that version is no longer published; update the lock file (bpfgate kernels lock)'),
-      );
-    }
-    const { stanza } = best;
-    if (name.startsWith('linux-image-') && depth < 3) {
-      const image = parseDepends(stanza.depends)
-        .map((alts) => alts[0])
-        .find((d): d is Dependency => d !== undefined && d.name.startsWith('linux-image-') && d.name !== name);
-      if (image) return this.resolveFromLists(image.name, suite, debArch, image.op === '=' ? image.version : undefined, requested, depth + 1);
-    }
-    return {
-      requested,
-      package: stanza.package,
-      version: stanza.version,
-      debArch,
-      suite: best.suite,
-      filename: stanza.filename,
-      size: stanza.size,
-      sha256: stanza.sha256,
-      depends: stanza.depends,
-    };
+    const found = results.flatMap((r, i): [string, ResolvedPackage][] => (r instanceof Error ? [] : [[spec(wanted[i] as Wanted), r]]));
+    if (found.length > 0) await this.remember(lists, found);
+    return results;
   }
 
   /**
-   * The .deb in cacheDir('debs'), downloaded with apt-get when absent and verified
-   * against the index sha256 (a mismatch is an InfraError `infra-download`).
+   * Asks apt, one round per level of kernel metapackage: `apt-cache policy` for the candidate
+   * (or to check the exact version) and its suite, then `apt-cache show name:arch=version` for
+   * its pool file, size, sha256 and dependencies.
    */
-  async download(resolved: ResolvedPackage): Promise<string> {
-    const [path] = await this.downloadAll([resolved]);
-    return path as string;
-  }
-
-  /**
-   * Downloads several packages; returns their paths in order. One download runs at a
-   * time: requests that arrive meanwhile (parallel cells) are queued and fetched together
-   * by the next run, and a package already queued or running is never asked for twice.
-   */
-  async downloadAll(packages: ResolvedPackage[]): Promise<string[]> {
-    const debs = await cacheDir('debs');
-    const waits = packages.map((p) => {
-      let pending = this.downloads.get(p.sha256);
-      if (!pending) {
-        pending = new Promise<string>((resolve, reject) => this.queue.push({ pkg: p, resolve, reject }));
-        this.downloads.set(p.sha256, pending);
-        const forget = () => this.downloads.delete(p.sha256);
-        pending.then(forget, forget);
-      }
-      return pending;
-    });
-    if (!this.draining) this.draining = this.drain(debs).finally(() => (this.draining = undefined));
-    return Promise.all(waits);
-  }
-
-  private readonly queue: { pkg: ResolvedPackage; resolve: (path: string) => void; reject: (err: unknown) => void }[] = [];
-  private draining: Promise<void> | undefined;
-
-  private async drain(debs: string): Promise<void> {
-    // Let requests made in the same tick join the first batch.
-    await new Promise((r) => setImmediate(r));
-    while (this.queue.length > 0) {
-      const batch = this.queue.splice(0, this.queue.length);
-      try {
-        const missing: ResolvedPackage[] = [];
-        for (const { pkg } of batch) {
-          const target = join(debs, basename(pkg.filename));
-          if (!(existsSync(target) && (await sha256File(target)) === pkg.sha256)) missing.push(pkg);
+  private async lookup(wanted: Wanted[]): Promise<(ResolvedPackage | Error)[]> {
+    const results: (ResolvedPackage | Error)[] = new Array<ResolvedPackage | Error>(wanted.length);
+    const current = [...wanted];
+    let active = wanted.map((_, i) => i);
+    for (let depth = 0; active.length > 0; depth++) {
+      const picked = await this.pick(active.map((i) => current[i] as Wanted));
+      const shown = await this.showExact(picked.map((p, j) => (p ? { name: (current[active[j] as number] as Wanted).name, ...p } : undefined)));
+      const next: number[] = [];
+      active.forEach((i, j) => {
+        const w = current[i] as Wanted;
+        const p = picked[j];
+        const stanza = shown[j];
+        if (!p || !stanza) {
+          results[i] = new NotInLists(w, this.suites);
+          return;
         }
-        if (missing.length > 0) await this.fetchDebs(missing, debs);
-        for (const { pkg, resolve } of batch) resolve(join(debs, basename(pkg.filename)));
-      } catch (err) {
-        for (const { reject } of batch) reject(err);
-      }
+        const image = w.name.startsWith('linux-image-') && depth < 3 ? kernelImageDependency(stanza.depends, w.name) : undefined;
+        if (image) {
+          current[i] = { name: image.name, debArch: w.debArch, version: image.version };
+          next.push(i);
+          return;
+        }
+        const asked = wanted[i] as Wanted;
+        results[i] = {
+          requested: asked.name,
+          package: stanza.package,
+          version: stanza.version,
+          debArch: asked.debArch,
+          architecture: stanza.architecture,
+          family: this.suite,
+          suite: p.suite,
+          filename: stanza.filename,
+          size: stanza.size,
+          sha256: stanza.sha256,
+        };
+      });
+      active = next;
     }
+    return results;
   }
 
   /**
-   * Fetches .debs with apt's own downloader (`apt-helper download-file`: apt's transports,
-   * proxies and hash check, without building a package cache over every list), then
-   * checks each sha256 again and moves it into place.
+   * The version apt picks for each (its candidate, or the exact version asked for if apt has
+   * it) and the suite that lists it. apt files an arch-independent package under `:all`, so
+   * what `name:arch` does not find is asked again as `name:all`.
    */
-  private async fetchDebs(packages: ResolvedPackage[], debs: string): Promise<void> {
-    const staging = join(debs, `.partial-${process.pid}-${randomBytes(4).toString('hex')}`);
+  private async pick(wanted: Wanted[]): Promise<({ arch: string; version: string; suite: string } | undefined)[]> {
+    const out = await this.policy(wanted.map((w) => ({ name: w.name, arch: w.debArch })));
+    const choose = (w: Wanted, answer: PolicyAnswer | undefined, arch: string) => {
+      const version = w.version ?? answer?.candidate;
+      const suite = version === undefined ? undefined : answer?.suites.get(version);
+      return version !== undefined && suite !== undefined ? { arch, version, suite } : undefined;
+    };
+    const picked = wanted.map((w, i) => choose(w, out[i], w.debArch));
+    const retry = picked.flatMap((p, i) => (p ? [] : [i]));
+    if (retry.length > 0) {
+      const again = await this.policy(retry.map((i) => ({ name: (wanted[i] as Wanted).name, arch: 'all' })));
+      retry.forEach((i, j) => (picked[i] = choose(wanted[i] as Wanted, again[j], 'all')));
+    }
+    return picked;
+  }
+
+  /** `apt-cache policy` of each `name:arch`, matched to its block by header (absent: apt knows no such package). */
+  private async policy(items: { name: string; arch: string }[]): Promise<(PolicyAnswer | undefined)[]> {
+    const headerOf = (it: { name: string; arch: string }) => (it.arch === NATIVE_ARCH || it.arch === 'all' ? it.name : `${it.name}:${it.arch}`);
+    const headers = [...new Set(items.map(headerOf))];
+    // Two requests that share a header (name:amd64 and name:all) would be indistinguishable: never in one call.
+    const specs = [...new Set(items.map((it) => `${it.name}:${it.arch}`))];
+    if (specs.length > headers.length) {
+      const firsts = new Map(items.map((it) => [headerOf(it), it] as const));
+      const rest = items.filter((it) => firsts.get(headerOf(it)) !== it);
+      const [a, b] = await Promise.all([this.policy([...firsts.values()]), this.policy(rest)]);
+      const answers = new Map<string, PolicyAnswer | undefined>();
+      [...firsts.values()].forEach((it, i) => answers.set(`${it.name}:${it.arch}`, a[i]));
+      rest.forEach((it, i) => answers.set(`${it.name}:${it.arch}`, b[i]));
+      return items.map((it) => answers.get(`${it.name}:${it.arch}`));
+    }
+    if (specs.length === 0) return [];
+    const result = await this.run('apt-cache', ['policy', ...specs]);
+    assertToolOk(result, 'infra-download', `apt-cache policy (${this.suite})`);
+    const blocks = new Map(readPolicyOutput(String(result.stdout)).map((b) => [b.header, b] as const));
+    return items.map((it) => blocks.get(headerOf(it)));
+  }
+
+  /** `apt-cache show name:arch=version` of each (undefined where apt printed no such stanza). */
+  private async showExact(items: ({ name: string; arch: string; version: string } | undefined)[]): Promise<(AptStanza | undefined)[]> {
+    const specs = [...new Set(items.flatMap((it) => (it ? [`${it.name}:${it.arch}=${it.version}`] : [])))];
+    if (specs.length === 0) return items.map(() => undefined);
+    const result = await this.run('apt-cache', ['show', ...specs]);
+    assertToolOk(result, 'infra-download', `apt-cache show (${this.suite})`);
+    const stanzas = readShowOutput(String(result.stdout));
+    return items.map((it) =>
+      it ? stanzas.find((s) => s.package === it.name && s.version === it.version && (s.architecture === it.arch || s.architecture === 'all')) : undefined,
+    );
+  }
+
+  // --- downloads -----------------------------------------------------------------------
+
+  /** A transport for core/download.ts: `apt-get download pkg:arch=version`, the .deb moved to `tempFile`. */
+  fetchDeb(pkg: ResolvedPackage, tempFile: string): Promise<void> {
+    return this.debs.add({ pkg, tempFile });
+  }
+
+  /** One `apt-get download` for a batch, in a staging directory beside the cache files. */
+  private async downloadBatch(items: { pkg: ResolvedPackage; tempFile: string }[]): Promise<(void | Error)[]> {
+    const first = items[0];
+    if (!first) return [];
+    await this.ready();
+    const staging = join(dirname(first.tempFile), `.apt-${process.pid}-${randomBytes(4).toString('hex')}`);
     await mkdir(staging, { recursive: true });
     try {
-      const args = ['-c', this.aptConf, 'download-file'];
-      for (const p of packages) args.push(`${this.mirrorFor(p.suite)}/${p.filename}`, join(staging, basename(p.filename)), `SHA256:${p.sha256}`);
-      const result = await runHostTool(APT_HELPER, args, { providedBy: 'apt' });
-      assertToolOk(result, 'infra-download', `downloading ${packages.map((p) => `${p.package} ${p.version}`).join(', ')}`);
-      for (const p of packages) {
-        const file = join(staging, basename(p.filename));
-        const got = existsSync(file) ? await sha256File(file) : 'nothing';
-        if (got !== p.sha256) {
-          throw new InfraError('infra-download', `${p.package} ${p.version}: sha256 ${got} does not match the archive index (${p.sha256})`);
-        }
-        await rename(file, join(debs, basename(p.filename)));
+      const specs = [...new Set(items.map(({ pkg }) => `${pkg.package}:${pkg.architecture === 'all' ? 'all' : pkg.debArch}=${pkg.version}`))];
+      // Retries are core/download.ts's: one policy, with its backoff, for every transport.
+      const result = await this.run('apt-get', ['-q', '-o', 'Acquire::Retries=0', 'download', ...specs], { cwd: staging });
+      if (result.exitCode !== 0) {
+        const stderr = String(result.stderr).trim().split('\n');
+        const lines = stderr.filter((l) => /^(E|W): /.test(l));
+        const message = `apt-get download failed (exit ${result.exitCode ?? '?'}): ${(lines.length > 0 ? lines : stderr).slice(-4).join(' | ')}`;
+        // A version or package apt does not know, or a file the mirror no longer has, will not appear by trying again.
+        const permanent = lines.some((l) => /was not found|Unable to locate|404\s+Not Found/.test(l));
+        const err = permanent ? new PermanentDownloadError(`${message}; a lock file that names this version needs 'bpfgate kernels lock'`) : new Error(message);
+        return items.map(() => err);
       }
+      const left = await readdir(staging);
+      return await Promise.all(
+        items.map(async ({ pkg, tempFile }) => {
+          const name = aptDebFileName(pkg.package, pkg.version, pkg.architecture);
+          const file = left.includes(name) ? name : items.length === 1 && left.length === 1 ? left[0] : undefined;
+          if (!file) return new Error(`apt-get download left no ${name} (found: ${left.join(', ') || 'nothing'})`);
+          await rename(join(staging, file), tempFile);
+          return undefined;
+        }),
+      );
     } finally {
       await rm(staging, { recursive: true, force: true });
     }
   }
+}
 
-  /** The mirror that serves a suite. */
-  mirrorFor(suite: string): string {
-    return suite.endsWith('-security') ? this.mirrors.security : this.mirrors.archive;
-  }
-
-  /** Whether a package's .deb is already in cacheDir('debs') (by name; `download` checks its sha256). */
-  async hasDeb(resolved: ResolvedPackage): Promise<boolean> {
-    return existsSync(join(await cacheDir('debs'), basename(resolved.filename)));
+/** A package or version the family's lists do not have. */
+class NotInLists extends InfraError {
+  constructor(w: Wanted, suites: string[]) {
+    const what = w.version === undefined ? w.name : `${w.name} version ${w.version}`;
+    super(
+      'infra-download',
+      `${what} (${w.debArch}) is not in the archive's ${suites.join(', ')} indexes` +
+        (w.version === undefined ? '' : ': that version is no longer published; update the lock file (bpfgate kernels lock)'),
+    );
   }
 }
 
-const APT_HELPER = '/usr/lib/apt/apt-helper';
+/** The private apt: one family per suite asked for, the mirrors found once. */
+export class PrivateApt {
+  readonly root: string;
+  readonly mirrors: DebianMirrors;
+  private readonly env: NodeJS.ProcessEnv;
+  private readonly onLog: (line: string) => void;
+  private readonly families = new Map<string, AptFamily>();
 
-function memoKey(name: string, suite: string, debArch: DebArch, version?: string): string {
-  return `${suite}/${name}:${debArch}${version === undefined ? '' : `=${version}`}`;
+  private constructor(root: string, mirrors: DebianMirrors, env: NodeJS.ProcessEnv, onLog: (line: string) => void) {
+    this.root = root;
+    this.mirrors = mirrors;
+    this.env = env;
+    this.onLog = onLog;
+  }
+
+  /** Finds the mirrors and checks the keyring; each family writes its configuration when first used. */
+  static async open(opts: PrivateAptOptions = {}): Promise<PrivateApt> {
+    const env = opts.env ?? process.env;
+    const root = opts.root ?? (await cacheDir('apt'));
+    const mirrors = opts.mirrors ?? (await findDebianMirrors({ env }));
+    if (!existsSync(DEBIAN_KEYRING)) {
+      throw new InfraError('infra-tool-missing', `the Debian archive keyring ${DEBIAN_KEYRING} is missing (apt-get install debian-archive-keyring)`);
+    }
+    return new PrivateApt(root, mirrors, env, opts.onLog ?? (() => {}));
+  }
+
+  /** The family of a suite; a suite outside APT_SUITES is an InfraError `infra-download`. */
+  family(suite: string): AptFamily {
+    let family = this.families.get(suite);
+    if (!family) {
+      if (!(APT_SUITES as readonly string[]).includes(suite)) {
+        throw new InfraError('infra-download', `suite ${suite} is not in bpfgate's apt configuration (known: ${APT_SUITES.join(', ')})`);
+      }
+      family = new AptFamily(suite, join(this.root, suite), this.mirrors, this.env, this.onLog);
+      this.families.set(suite, family);
+    }
+    return family;
+  }
+
+  /**
+   * The newest version of `name` for `debArch` in the suite's family, as apt picks it (or
+   * exactly `opts.version`). A kernel metapackage (`linux-image-*` depending on another
+   * `linux-image-*`) is followed to the real image package. Not found is an InfraError
+   * `infra-download` naming the package, the version and the suites searched.
+   */
+  async resolve(name: string, suite: string, debArch: DebArch, opts: ResolveOptions = {}): Promise<ResolvedPackage> {
+    return this.family(suite).resolve(name, debArch, opts);
+  }
+
+  /** A resolution made from the suite family's current, fresh lists, found without starting apt. */
+  async memoized(name: string, suite: string, debArch: DebArch, version?: string): Promise<ResolvedPackage | undefined> {
+    if (!(APT_SUITES as readonly string[]).includes(suite)) return undefined;
+    return this.family(suite).memoized(name, debArch, version);
+  }
+
+  /** Whether the family's lists exist, match the sources and are younger than a day. */
+  listsState(suite: string, now = Date.now()): Promise<'fresh' | 'stale' | 'missing'> {
+    return this.family(suite).listsState(now);
+  }
+
+  /** Runs `apt-get update` for the suite's family when needed (see `AptFamily.ensureLists`). */
+  ensureLists(suite: string, opts: { force?: boolean } = {}): Promise<void> {
+    return this.family(suite).ensureLists(opts);
+  }
+
+  /**
+   * The .deb in cacheDir('debs'): apt-get downloads it (apt checks the index hash), and
+   * core/download.ts checks the sha256 again as it moves it into the cache. Parallel
+   * requests of one family share an apt-get run; the same package is fetched once.
+   */
+  async download(pkg: ResolvedPackage): Promise<string> {
+    const family = this.family(pkg.family);
+    return downloadToCache({
+      dir: await cacheDir('debs'),
+      name: basename(pkg.filename),
+      what: `${pkg.package} ${pkg.version} (${pkg.debArch})`,
+      sha256: pkg.sha256,
+      transport: (tempFile) => family.fetchDeb(pkg, tempFile),
+      onLog: this.onLog,
+    });
+  }
+
+  /** Downloads several packages (see `download`); returns their paths in order. */
+  downloadAll(packages: ResolvedPackage[]): Promise<string[]> {
+    return Promise.all(packages.map((p) => this.download(p)));
+  }
+
+  /** Whether a package's .deb is already in cacheDir('debs') (by name; `download` checks its sha256). */
+  async hasDeb(pkg: ResolvedPackage): Promise<boolean> {
+    return existsSync(join(await cacheDir('debs'), basename(pkg.filename)));
+  }
 }
 
 async function writeIfChanged(path: string, text: string): Promise<void> {
@@ -817,28 +778,8 @@ async function writeIfChanged(path: string, text: string): Promise<void> {
   await writeFile(path, text);
 }
 
-async function readIndexFile(path: string): Promise<string> {
-  if (path.endsWith('.gz')) return gunzipSync(await readFile(path)).toString('utf8');
-  if (!/\.(xz|lz4|zst|bz2)$/.test(path)) return readFile(path, 'utf8');
-  // Other compressions (a system config that overrides ours): apt's own helper reads them all.
-  const result = await runHostTool(APT_HELPER, ['cat-file', path], { providedBy: 'apt', maxBuffer: 1 << 30 });
-  assertToolOk(result, 'infra-download', `apt-helper cat-file ${path}`);
-  return String(result.stdout);
-}
-
 export function sha256Text(text: string | Buffer): string {
   return createHash('sha256').update(text).digest('hex');
-}
-
-/** The sha256 of a file, streamed. */
-export async function sha256File(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
-
-export async function fileSize(path: string): Promise<number> {
-  return (await stat(path)).size;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -846,7 +787,7 @@ export async function fileSize(path: string): Promise<number> {
 
 let shared: Promise<PrivateApt> | undefined;
 
-/** The private apt of this process (mirrors found once, config written once). */
+/** The private apt of this process (mirrors found once). */
 export function privateApt(opts: PrivateAptOptions = {}): Promise<PrivateApt> {
   if (!shared) {
     shared = PrivateApt.open(opts);

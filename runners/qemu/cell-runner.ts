@@ -1,39 +1,41 @@
 /**
- * One QEMU cell: build each boot's overlay from the suites' guest files, boot it,
+ * One QEMU cell: build each boot's overlay from the sessions' guest files, boot it,
  * and turn the guest's records into checks as they arrive (each is on disk before
  * the next one starts). One boot serves every suite; a suite whose work does not
  * fit one guest asks for more boots of the cell, which run through the same job
- * limit as the other cells. Whatever a suite planned and no guest answered is
- * charged to the infrastructure, with the console tail as evidence.
+ * limit as the other cells. Whatever a session planned and no guest answered is
+ * charged to the infrastructure, with the console tail as evidence; after an
+ * interrupt nothing more is written, so `--resume` runs exactly what is missing.
  */
 import { copyFile, mkdir, open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { CheckStatus } from '../../core/check.js';
+import type { CheckDraft, CheckStatus } from '../../core/check.js';
+import type { CellSink, DescribedCell, SuiteSession } from '../../core/platform.js';
 import type { Reason } from '../../core/reasons.js';
-import type { CheckDraft, CellContext, GuestFile, VmSuite, VmSuiteSession } from '../../suites/suite.js';
 import { findSplats } from './dmesg.js';
 import { buildOverlay } from './guest-image.js';
 import type { GuestRecord } from './protocol.js';
+import type { GuestFile, QemuSession } from './session.js';
+import { failedSteps, stepFailureEvidence, stepNames, type StepFailure } from './steps.js';
 import { bootGuest, type Accel, type GuestOutcome } from './vm.js';
 
 /** Boot-level checks that every QEMU cell reports, whatever the suites. */
 export const BOOT_SUITE = 'boot';
+const BOOT_LANE = 'kernel';
 
 export interface QemuCellOptions {
-  ctx: CellContext;
-  suites: VmSuite[];
+  described: DescribedCell;
+  sessions: SuiteSession<QemuSession>[];
   kernelImage: string;
   baseInitrd: string;
   accel: Accel;
   timeoutMs: number;
   /** out/cells/<cell>: serial.log goes here. */
   cellDir: string;
-  /** Scratch space for the overlay and the combined initrd. */
+  /** Scratch space for the overlays and the combined initrds. */
   workDir: string;
-  /** True when the check is already on disk (--resume): it is neither run again nor written. */
-  done(suite: string, subject: string, check: string): boolean;
-  /** Writes one finished check (the store appends and fsyncs). */
-  record(suite: VmSuite | typeof BOOT_SUITE, draft: CheckDraft): void;
+  sink: CellSink;
+  signal?: AbortSignal;
   onPhase?(phase: string, detail?: string): void;
   /** Runs one boot when a job slot is free (the run's p-limit); default: at once. */
   schedule?<T>(boot: () => Promise<T>): Promise<T>;
@@ -42,7 +44,15 @@ export interface QemuCellOptions {
 interface Boot {
   index: number;
   count: number;
-  sessions: { suite: VmSuite; session: VmSuiteSession }[];
+  sessions: SuiteSession<QemuSession>[];
+}
+
+interface BootEnd {
+  outcome: GuestOutcome;
+  evidence: Record<string, unknown>;
+  /** Steps that failed or never ended, and which suite's they were. */
+  failures: StepFailure[];
+  steps: Map<string, string[]>;
 }
 
 /**
@@ -77,19 +87,40 @@ function bootName(base: string, boot: Boot): string {
   return boot.index === 0 ? base : `${base} (boot ${boot.index + 1} of ${boot.count})`;
 }
 
-export async function runQemuCell(opts: QemuCellOptions): Promise<GuestOutcome> {
-  const { ctx, suites } = opts;
-  const sessions = suites.map((suite) => ({ suite, session: suite.session(ctx) }));
+/** Writes a session's check unless it is on disk already, written this run, or the run was interrupted. */
+function emitter(opts: QemuCellOptions) {
   const written = new Set<string>();
-  const keyOf = (suite: string, d: { subject: string; check: string }) => `${suite}\u0000${d.subject}\u0000${d.check}`;
-  const emit = (suite: VmSuite | typeof BOOT_SUITE, draft: CheckDraft) => {
-    const name = typeof suite === 'string' ? suite : suite.name;
-    const key = keyOf(name, draft);
-    if (written.has(key) || opts.done(name, draft.subject, draft.check)) return;
+  return (suite: string, lane: SuiteSession<QemuSession>['lane'], draft: CheckDraft) => {
+    if (opts.signal?.aborted) return;
+    const key = `${suite}\u0000${draft.subject}\u0000${draft.check}`;
+    if (written.has(key) || opts.sink.done(suite, lane, draft.subject, draft.check)) return;
     written.add(key);
-    opts.record(suite, draft);
+    opts.sink.record(suite, lane, draft);
   };
+}
 
+type Emit = ReturnType<typeof emitter>;
+
+/** A cell whose facts could not be gathered: every planned check is charged to that, nothing boots. */
+export function chargeUnbootable(opts: Pick<QemuCellOptions, 'described' | 'sessions' | 'sink'>, reason: Reason, evidence: Record<string, unknown>): void {
+  const emit = emitter(opts as QemuCellOptions);
+  for (const { suite, lane, session } of opts.sessions) {
+    for (const planned of session.planned()) emit(suite, lane, { ...planned, status: 'error', reason, evidence, durationMs: 0 });
+  }
+  emit(BOOT_SUITE, BOOT_LANE, { subject: 'kernel', check: 'boot', status: 'error', reason, evidence, durationMs: 0 });
+}
+
+/** Every planned check and the boot check on disk already (--resume): the cell is not booted again. */
+export function cellIsDone(sessions: SuiteSession<QemuSession>[], sink: CellSink): boolean {
+  return (
+    sink.done(BOOT_SUITE, BOOT_LANE, 'kernel', 'boot') &&
+    sessions.every(({ suite, lane, session }) => session.planned().every((p) => sink.done(suite, lane, p.subject, p.check)))
+  );
+}
+
+export async function runQemuCell(opts: QemuCellOptions): Promise<GuestOutcome> {
+  const { sessions } = opts;
+  const emit = emitter(opts);
   const count = Math.max(1, ...sessions.map(({ session }) => session.boots?.() ?? 1));
   const boots: Boot[] = Array.from({ length: count }, (_, index) => ({
     index,
@@ -98,19 +129,23 @@ export async function runQemuCell(opts: QemuCellOptions): Promise<GuestOutcome> 
   }));
   const schedule = opts.schedule ?? (<T>(boot: () => Promise<T>) => boot());
   const outcomes = await Promise.all(boots.map((boot) => schedule(() => runBoot(opts, boot, emit))));
+  if (opts.signal?.aborted) return outcomes[0]!.outcome;
 
-  for (const { suite, session } of sessions) {
-    for (const draft of session.complete?.() ?? []) emit(suite, draft);
+  for (const { suite, lane, session } of sessions) {
+    for (const draft of session.complete?.() ?? []) emit(suite, lane, draft);
   }
-  // Unanswered planned checks are infrastructure errors, never passes or silent gaps.
+  // Unanswered planned checks are infrastructure errors, never passes or silent gaps; a
+  // step of the suite that failed is named with its exit status and output.
   const failed = outcomes.find((o) => o.outcome.status !== 'done' || o.outcome.problems.length > 0);
-  for (const { suite, session } of sessions) {
+  const failures = outcomes.flatMap((o) => o.failures);
+  for (const { suite, lane, session } of sessions) {
+    const own = outcomes.flatMap((o) => o.steps.get(suite) ?? []);
     for (const planned of session.planned()) {
-      emit(suite, {
+      emit(suite, lane, {
         ...planned,
         status: 'error',
         reason: failed ? infraReason(failed.outcome) : 'infra-guest-protocol',
-        evidence: { ...(failed ?? outcomes[0]!).evidence, missing: 'the guest never answered this check' },
+        evidence: { ...(failed ?? outcomes[0]!).evidence, ...stepFailureEvidence(failures, own), missing: 'the guest never answered this check' },
         durationMs: 0,
       });
     }
@@ -118,17 +153,16 @@ export async function runQemuCell(opts: QemuCellOptions): Promise<GuestOutcome> 
   return (failed ?? outcomes[0]!).outcome;
 }
 
-async function runBoot(
-  opts: QemuCellOptions,
-  boot: Boot,
-  emit: (suite: VmSuite | typeof BOOT_SUITE, draft: CheckDraft) => void,
-): Promise<{ outcome: GuestOutcome; evidence: Record<string, unknown> }> {
-  const { ctx } = opts;
+async function runBoot(opts: QemuCellOptions, boot: Boot, emit: Emit): Promise<BootEnd> {
+  const { cell } = opts.described;
   const { sessions } = boot;
+  const started = Date.now();
   const suffix = boot.index === 0 ? '' : `-${boot.index + 1}`;
-  const files: GuestFile[] = sessions.flatMap(({ session }) => session.guestFiles(boot.index));
+  const bySession = sessions.map(({ suite, session }) => ({ suite, files: session.guestFiles(boot.index) }));
+  const files: GuestFile[] = bySession.flatMap((s) => s.files);
+  const steps = new Map(bySession.map((s) => [s.suite, stepNames(s.files)] as const));
   const bootArgs = sessions.flatMap(({ session }) => session.bootArgs?.() ?? []);
-  const workDir = `${opts.workDir}${suffix}`;
+  const workDir = join(opts.workDir, `boot${boot.index + 1}`);
   await mkdir(workDir, { recursive: true });
   await mkdir(opts.cellDir, { recursive: true });
   const overlay = join(workDir, 'overlay.cpio.gz');
@@ -137,6 +171,7 @@ async function runBoot(
   await buildOverlay(files, overlay, { compress: !files.some((f) => f.from !== undefined) });
   const memoryMiB = Math.max(1024, ...sessions.map(({ session }) => session.memoryMiB?.() ?? 0));
   await combineInitrd(opts.baseInitrd, overlay, initrd);
+  const hostBeforeMs = Date.now() - started;
 
   opts.onPhase?.('boot', boot.count > 1 ? `${opts.accel}, boot ${boot.index + 1} of ${boot.count}` : opts.accel);
   let dmesg: string | undefined;
@@ -145,28 +180,45 @@ async function runBoot(
     if (record.type === 'dmesg') dmesg = record.body;
     if (record.type === 'facts') release = record.header.release;
     if (record.type === 'step-start') opts.onPhase?.('step', record.header.name);
-    for (const { suite, session } of sessions) {
-      for (const draft of session.onRecord(record, boot.index)) emit(suite, draft);
+    for (const { suite, lane, session } of sessions) {
+      for (const draft of session.onRecord(record, boot.index)) emit(suite, lane, draft);
     }
   };
-  const started = Date.now();
   const serialLog = join(opts.cellDir, `serial${suffix}.log`);
   const outcome = await bootGuest(
     {
-      arch: ctx.cell.arch,
+      arch: cell.arch,
       kernel: opts.kernelImage,
       initrd,
-      append: [...ctx.cell.bootArgs, ...bootArgs],
+      append: [...cell.bootArgs, ...bootArgs],
       accel: opts.accel,
       timeoutMs: opts.timeoutMs,
       serialLog,
       memoryMiB,
+      ...(opts.signal ? { signal: opts.signal } : {}),
     },
     onRecord,
   );
+  const guestEnded = Date.now();
+  if (opts.signal?.aborted) return { outcome, evidence: {}, failures: [], steps };
 
-  for (const { suite, session } of sessions) {
-    for (const draft of session.finish(outcome, boot.index)) emit(suite, draft);
+  for (const { suite, lane, session } of sessions) {
+    for (const draft of session.finish(outcome, boot.index)) emit(suite, lane, draft);
+  }
+  // A step that exited non-zero failed alone (init runs each as a child): say so under its suite.
+  const failures = failedSteps(outcome.records);
+  for (const f of failures) {
+    if (f.rc === undefined) continue; // never ended: the boot's own outcome says why
+    const owner = sessions.find(({ suite }) => steps.get(suite)?.includes(f.step));
+    if (!owner) continue;
+    emit(owner.suite, owner.lane, {
+      subject: bootName(`step ${f.step}`, boot),
+      check: 'step',
+      status: 'error',
+      reason: 'infra-guest-step',
+      evidence: { step: f.step, rc: f.rc, output: f.output, ...(f.uptime !== undefined ? { uptime: f.uptime } : {}) },
+      durationMs: 0,
+    });
   }
 
   const finished = outcome.status === 'done' && outcome.problems.length === 0;
@@ -174,14 +226,17 @@ async function runBoot(
     accel: opts.accel,
     status: outcome.status,
     wallMs: outcome.wallMs,
+    // The host's own share of the boot: the overlay before QEMU, the checks after it.
+    hostMs: hostBeforeMs + (Date.now() - guestEnded),
     ...(release ? { release } : {}),
-    ...(boot.count > 1 ? { boot: `${boot.index + 1} of ${boot.count}`, suites: sessions.map(({ suite }) => suite.name) } : {}),
+    ...(boot.count > 1 ? { boot: `${boot.index + 1} of ${boot.count}`, suites: sessions.map(({ suite }) => suite) } : {}),
     ...(outcome.problems.length ? { protocolProblems: outcome.problems } : {}),
+    ...stepFailureEvidence(failures),
     ...(finished ? {} : { exitCode: outcome.exitCode, consoleTail: tailLines(outcome.consoleTail, 25) }),
     serialLog,
   };
   const bootStatus: CheckStatus = finished ? 'pass' : 'error';
-  emit(BOOT_SUITE, {
+  emit(BOOT_SUITE, BOOT_LANE, {
     subject: bootName('kernel', boot),
     check: 'boot',
     status: bootStatus,
@@ -191,7 +246,7 @@ async function runBoot(
   });
   if (dmesg !== undefined) {
     const splats = findSplats(dmesg);
-    emit(BOOT_SUITE, {
+    emit(BOOT_SUITE, BOOT_LANE, {
       subject: bootName('kernel', boot),
       check: 'dmesg',
       status: splats.length ? 'fail' : 'pass',
@@ -200,5 +255,5 @@ async function runBoot(
       durationMs: 0,
     });
   }
-  return { outcome, evidence };
+  return { outcome, evidence, failures, steps };
 }

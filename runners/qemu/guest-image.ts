@@ -24,7 +24,8 @@ import { PACKAGE_ROOT } from '../../core/assets.js';
 import { InfraError } from '../../core/errors.js';
 import { cacheDir } from '../../core/cache.js';
 import { DEBIAN_ARCH, type Arch } from '../../matrix/cell.js';
-import { assertToolOk, privateApt, runHostTool, type PrivateApt, type ResolvedPackage } from './apt.js';
+import { privateApt, type PrivateApt, type ResolvedPackage } from './apt.js';
+import { assertToolOk, runHostTool } from './host-tools.js';
 import { packDirectory, stagedEntries } from './cpio.js';
 
 /** Bump when the way an image is assembled changes, so cached images are rebuilt. */

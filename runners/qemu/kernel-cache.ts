@@ -23,7 +23,8 @@ import { cacheDir } from '../../core/cache.js';
 import { InfraError } from '../../core/errors.js';
 import type { Arch, DebianKernel, KernelRef, PageSize } from '../../matrix/cell.js';
 import { kernelName } from '../../matrix/kernel-catalogue.js';
-import { privateApt, sha256File, type PrivateApt, type ResolvedPackage } from './apt.js';
+import { sha256File } from '../../core/download.js';
+import { privateApt, type PrivateApt, type ResolvedPackage } from './apt.js';
 import { findLocked, type LockFile, type LockedKernel } from './lockfile.js';
 
 // ---------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 /**
- * The host half of the guest console protocol (guest/rootfs/lib/bpfgate/proto.sh).
+ * The host half of the guest console protocol (guest/rootfs/lib/bpfgate/bin/emit).
  *
  * A record is one line `@@BPFGATE:<seq>:<type>:<md5 prefix>:<base64 payload>@@`.
  * The console also carries the kernel's own messages, and the kernel may print one
@@ -7,6 +7,13 @@
  * stream, verifies each checksum, and when a frame fails it tries once more with
  * the console lines that were spliced into it removed. Gaps in the sequence are
  * reported, so a lost record is an error and never a silent pass.
+ *
+ * A record that completes another (`attach-hits of=attach prog=kprobe` before
+ * `attach prog=kprobe rc=0`) is a part: its header says which type it belongs to
+ * (`of=`) and repeats that record's identifying keys. The guest sends parts first; the
+ * parser hands them to the next record of that type whose header has the same values
+ * for those keys, as `parts`, so a reader has all of a record when it arrives. Parts are
+ * delivered as records of their own too: nothing on the console is hidden.
  */
 import { createHash } from 'node:crypto';
 
@@ -17,6 +24,17 @@ export interface GuestRecord {
   header: Record<string, string>;
   /** Free text after the header line. */
   body: string;
+  /** The part records that came before this one and name it, by their type. */
+  parts?: Record<string, GuestRecord>;
+}
+
+/** The header key of a part record that names the type of the record it belongs to. */
+export const PART_OF = 'of';
+
+/** Does this part belong to that record: its type, and the same value for every key the part repeats? */
+function partOf(part: GuestRecord, record: GuestRecord): boolean {
+  if (part.header[PART_OF] !== record.type) return false;
+  return Object.entries(part.header).every(([key, value]) => key === PART_OF || record.header[key] === value);
 }
 
 export interface ProtocolProblem {
@@ -59,6 +77,8 @@ function decodePayload(seq: number, type: string, payload: string): GuestRecord 
 export class ConsoleParser {
   private buffer = '';
   private lastSeq = 0;
+  /** Parts whose record has not come yet. */
+  private held: GuestRecord[] = [];
   readonly problems: ProtocolProblem[] = [];
 
   /** Returns the records completed by this chunk. */
@@ -77,11 +97,29 @@ export class ConsoleParser {
         this.buffer = this.buffer.slice(start);
         return out;
       }
+      if (this.buffer.startsWith('@@BPFGATE:', end)) {
+        // Cut short (its writer died mid-write): the next frame starts where its end should be.
+        const head = this.buffer.slice(start, Math.min(end, start + 60)).replace(/[\r\n]/g, ' ');
+        this.problems.push({ kind: 'checksum', message: `a record was cut short: ${head}…` });
+        this.buffer = this.buffer.slice(end);
+        continue;
+      }
       const raw = this.buffer.slice(start, end + 2);
       this.buffer = this.buffer.slice(end + 2);
       const record = this.decodeFrame(raw);
-      if (record) out.push(record);
+      if (record) out.push(this.joinParts(record));
     }
+  }
+
+  private joinParts(record: GuestRecord): GuestRecord {
+    if (record.header[PART_OF] !== undefined) {
+      this.held.push(record);
+      return record;
+    }
+    const mine = this.held.filter((p) => partOf(p, record));
+    if (mine.length === 0) return record;
+    this.held = this.held.filter((p) => !mine.includes(p));
+    return { ...record, parts: Object.fromEntries(mine.map((p) => [p.type, p])) };
   }
 
   private decodeFrame(raw: string): GuestRecord | undefined {
@@ -117,7 +155,7 @@ export function parseConsole(text: string): { records: GuestRecord[]; problems: 
   return { records, problems: parser.problems };
 }
 
-/** Build a frame the way the guest does; used by tests and by the host-side fake of nothing else. */
+/** Build a frame the way the guest's emit does; used by tests. */
 export function encodeRecord(seq: number, type: string, header: string, body = ''): string {
   const payload = Buffer.from(`${header}\n${body}`, 'utf8').toString('base64');
   return `\n@@BPFGATE:${seq}:${type}:${md5Prefix(payload)}:${payload}@@\n`;

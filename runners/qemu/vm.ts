@@ -30,6 +30,8 @@ export interface GuestSpec {
   smp?: number;
   /** Stop as soon as this console marker is seen (the raw-boot baseline has no records). */
   doneMarker?: string;
+  /** Aborting kills the guest at once (an interrupted run). */
+  signal?: AbortSignal;
 }
 
 export type GuestStatus = 'done' | 'timeout' | 'exited';
@@ -68,6 +70,27 @@ export function qemuCommand(spec: GuestSpec): { binary: string; args: string[] }
     args: ['-M', 'virt', '-cpu', 'max,pauth-impdef=on', '-accel', 'tcg', ...common,
       '-append', ['console=ttyAMA0', ...base, ...spec.append].join(' ')],
   };
+}
+
+/**
+ * Every QEMU process group alive in this process. QEMU runs detached (its own group,
+ * so a timeout can kill what it spawned), which also means a terminal's Ctrl-C does
+ * not reach it: whatever way bpfgate ends, the groups still listed here are killed.
+ */
+const LIVE_GROUPS = new Set<number>();
+process.once('exit', () => {
+  for (const pgid of LIVE_GROUPS) {
+    try {
+      process.kill(-pgid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+});
+
+/** The QEMU process groups still running (for tests and for the interrupt handler). */
+export function liveGuests(): number[] {
+  return [...LIVE_GROUPS];
 }
 
 /** A booted guest. Dispose it to make sure its process group is gone. */
@@ -112,12 +135,19 @@ export class RunningGuest implements AsyncDisposable {
     };
     this.child.stdout?.on('data', onData);
     this.child.stderr?.on('data', onData);
+    const pgid = this.child.pid;
+    if (pgid !== undefined) LIVE_GROUPS.add(pgid);
 
     const timer = setTimeout(() => finish('timeout', 0), spec.timeoutMs);
+    const onAbort = () => this.kill();
+    spec.signal?.addEventListener('abort', onAbort, { once: true });
+    if (spec.signal?.aborted) this.kill();
 
     this.outcome = this.child.then(
       (result) => {
         clearTimeout(timer);
+        spec.signal?.removeEventListener('abort', onAbort);
+        if (pgid !== undefined) LIVE_GROUPS.delete(pgid);
         this.ended = true;
         if (result.failed && result.exitCode === undefined && /ENOENT/.test(result.message ?? "")) {
           throw new InfraError('infra-tool-missing', `${binary} is not installed (apt-get install ${binary === 'qemu-system-x86_64' ? 'qemu-system-x86' : 'qemu-system-arm'})`);

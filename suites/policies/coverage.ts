@@ -20,8 +20,7 @@ export interface TriggerRun {
 /** The guest's counter deltas (suites/policies/guest/counters.awk): `NAME DELTA` per probe that moved. */
 export function parseCounters(body: string): Map<string, number> {
   const counters = new Map<string, number>();
-  const [table = ''] = body.split('\n@@output@@\n');
-  for (const line of table.split('\n')) {
+  for (const line of body.split('\n')) {
     const [name, delta] = line.trim().split(/\s+/);
     if (name && delta && /^-?\d+$/.test(delta)) counters.set(name, Number(delta));
   }
@@ -41,7 +40,8 @@ export function parseRegistered(body: string): Map<string, string> {
 /**
  * Consumes `counters` records in order: each carries the deltas since the previous
  * read. `phase=base` (after a trigger's cleanup) is discarded, `phase=after` is the
- * trigger's own: one TriggerRun each.
+ * trigger's own: one TriggerRun each, with the output of a trigger that failed from the
+ * record's `trigger-output` part.
  */
 export class CoverageTracker {
   readonly runs: TriggerRun[] = [];
@@ -49,7 +49,7 @@ export class CoverageTracker {
   onCounters(record: GuestRecord): TriggerRun | undefined {
     if (record.header.phase !== 'after') return undefined;
     const delta = new Map([...parseCounters(record.body)].filter(([, d]) => d > 0));
-    const output = record.body.split('\n@@output@@\n')[1] ?? '';
+    const output = record.parts?.['trigger-output']?.body ?? '';
     const run = { trigger: record.header.trigger ?? '?', exitCode: Number(record.header.rc ?? -1), output, delta };
     this.runs.push(run);
     return run;

@@ -7,11 +7,13 @@
  */
 import { readFileSync } from 'node:fs';
 import { assetPath } from '../../core/assets.js';
+import type { CheckDraft, PlannedCheck } from '../../core/check.js';
+import { subjectOf, validPolicies, type CellContext, type LiveSuite } from '../../core/suite.js';
 import type { GuestRecord } from '../../runners/qemu/protocol.js';
+import type { GuestFile, QemuSession } from '../../runners/qemu/session.js';
 import type { GuestOutcome } from '../../runners/qemu/vm.js';
 import { probeStepFile } from '../probe/index.js';
 import { attachFailureReason, readAttach, readFacts } from '../probe/evidence.js';
-import type { CellContext, CheckDraft, GuestFile, PlannedCheck, VmSuite, VmSuiteSession } from '../suite.js';
 import type { Trigger } from '../triggers/model.js';
 import { triggerGuestFiles } from '../triggers/guest-files.js';
 import { CoverageTracker, NULL_TRIGGER_PREFIX, parseRegistered, type TriggerRun } from './coverage.js';
@@ -21,7 +23,7 @@ import { judgePolicy, type FeatureState } from './verdict.js';
 /** Two null runs: the noise of launching a trigger and reading the counters. */
 const NULL_RUNS = 2;
 
-class PoliciesSession implements VmSuiteSession {
+class PoliciesSession implements QemuSession {
   private readonly plan: TargetPlan;
   private readonly tracker: CoverageTracker;
   private refused = new Map<string, string>();
@@ -30,8 +32,7 @@ class PoliciesSession implements VmSuiteSession {
   private started = Date.now();
 
   constructor(private readonly ctx: CellContext, private readonly triggers: Trigger[]) {
-    // Only documents the schema accepts: an invalid one says nothing reliable about its hooks.
-    this.policies = ctx.policies.filter((p) => (ctx.policyProblems.get(p) ?? []).length === 0);
+    this.policies = validPolicies(ctx);
     this.plan = planTargets(this.policies, triggers, ctx.cell.arch);
     this.tracker = new CoverageTracker();
   }
@@ -54,7 +55,7 @@ class PoliciesSession implements VmSuiteSession {
 
   planned(): PlannedCheck[] {
     return [
-      ...this.policies.map((p) => ({ subject: this.ctx.subjects.get(p) ?? p.name, check: 'hooks', source: p.source })),
+      ...this.policies.map((p) => ({ subject: subjectOf(this.ctx, p), check: 'hooks', source: p.source })),
       ...this.triggers.map((t) => ({ subject: t.id, check: 'coverage', source: t.source })),
     ];
   }
@@ -126,17 +127,17 @@ class PoliciesSession implements VmSuiteSession {
     const hinted = new Map<string, Set<string>>();
     for (const [trigger, hints] of this.plan.forTrigger) hinted.set(trigger.id, new Set(hints.map((h) => h.target.name)));
     const measurements = { plan: this.plan, refused: this.refused, firing: this.tracker.firing(), hinted, features: this.features };
-    return this.policies.map((p) => judgePolicy(p, this.ctx.subjects.get(p) ?? p.name, measurements));
+    return this.policies.map((p) => judgePolicy(p, subjectOf(this.ctx, p), measurements));
   }
 }
 
-export function policiesSuite(triggers: Trigger[]): VmSuite {
+export function policiesSuite(triggers: Trigger[]): LiveSuite {
   return {
-    kind: 'vm',
+    kind: 'live',
     name: 'policies',
     lane: 'kernel',
     // Registration of a few hundred probes, then every trigger with two counter reads under TCG.
     budgetMs: 60_000 + triggers.length * 2_500,
-    session: (ctx) => new PoliciesSession(ctx, triggers),
+    sessions: { qemu: (ctx) => new PoliciesSession(ctx, triggers) },
   };
 }

@@ -5,7 +5,7 @@
  * A pass needs a hook of the policy seen to fire; a policy nothing exercised is
  * `untested`, never a pass.
  */
-import type { CheckDraft } from '../suite.js';
+import type { CheckDraft } from '../../core/check.js';
 import type { Reason } from '../../core/reasons.js';
 import type { Hook, Policy } from '../../policy/model.js';
 import { ignoresMissingCall } from '../../policy/spec.js';

@@ -74,14 +74,15 @@ function causeLine(output: string): string | undefined {
   );
 }
 
+/** An `attach` record: the loader's output in its body, the counter dump in its `attach-hits` part. */
 export function readAttach(record: GuestRecord): AttachResult {
   const object = record.header.prog ?? '?';
   const exitCode = Number(record.header.rc ?? -1);
-  const [output = '', hitsText = ''] = record.body.split('\n@@hits@@\n');
+  const output = record.body;
   let hits: number | undefined;
   if (exitCode === 0) {
     try {
-      hits = counterValue(JSON.parse(hitsText));
+      hits = counterValue(JSON.parse(record.parts?.['attach-hits']?.body ?? ''));
     } catch {
       hits = undefined;
     }

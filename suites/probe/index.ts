@@ -6,8 +6,10 @@
 import { readFileSync } from 'node:fs';
 import { assetPath } from '../../core/assets.js';
 import type { Reason } from '../../core/reasons.js';
+import type { CheckDraft, PlannedCheck } from '../../core/check.js';
+import type { CellContext, LiveSuite } from '../../core/suite.js';
 import type { GuestRecord } from '../../runners/qemu/protocol.js';
-import type { CellContext, CheckDraft, PlannedCheck, VmSuite, VmSuiteSession } from '../suite.js';
+import type { GuestFile, QemuSession } from '../../runners/qemu/session.js';
 import {
   PROBE_FEATURES,
   RINGBUF_SIZES,
@@ -17,22 +19,6 @@ import {
   readRingbuf,
   type KernelFacts,
 } from './evidence.js';
-
-/** Kernel config options that decide the BPF features; reported beside the measurements. */
-export const CONFIG_OPTIONS = [
-  'CONFIG_BPF_LSM',
-  'CONFIG_LSM',
-  'CONFIG_DEBUG_INFO_BTF',
-  'CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS',
-  'CONFIG_FUNCTION_ERROR_INJECTION',
-  'CONFIG_BPF_KPROBE_OVERRIDE',
-  'CONFIG_FPROBE',
-  'CONFIG_KPROBES',
-  'CONFIG_UPROBES',
-  'CONFIG_FTRACE_SYSCALLS',
-  'CONFIG_BPF_JIT',
-  'CONFIG_IKCONFIG_PROC',
-] as const;
 
 const FACTS_CHECK = { subject: 'kernel', check: 'facts' } as const;
 
@@ -44,7 +30,7 @@ function plannedChecks(): PlannedCheck[] {
   ];
 }
 
-export class ProbeSession implements VmSuiteSession {
+export class ProbeSession implements QemuSession {
   private facts: KernelFacts | undefined;
   private last = Date.now();
 
@@ -86,24 +72,39 @@ export class ProbeSession implements VmSuiteSession {
     return [];
   }
 
+  /**
+   * What the guest measured against the facts gathered before the boot: a page size or
+   * an LSM list other than the kernel's own config and boot parameters imply means the
+   * facts every suite planned with were wrong, and no verdict of the cell can be trusted.
+   */
   private factsCheck(record: GuestRecord): CheckDraft {
     this.facts = readFacts(record);
-    const config: Record<string, string> = {};
-    for (const option of CONFIG_OPTIONS) config[option] = this.ctx.kernelConfig?.get(option) ?? 'absent';
-    const expectedPage = this.ctx.cell.pageSize;
-    const pageOk = this.facts.pageKiB === expectedPage;
+    const expected = this.ctx.facts;
+    const differences: string[] = [];
+    if (this.facts.pageKiB !== expected.pageKiB) differences.push(`page size ${this.facts.pageKiB}K, expected ${expected.pageKiB}K`);
+    if (this.facts.lsm.join(',') !== expected.lsm.join(',')) differences.push(`active LSMs ${this.facts.lsm.join(',')}, expected ${expected.lsm.join(',')}`);
+    // A user's kernel file may not say its exact release; a Debian package always does.
+    if (expected.kernel.package && this.facts.release !== expected.kernel.release) {
+      differences.push(`release ${this.facts.release}, expected ${expected.kernel.release}`);
+    }
     return {
       ...FACTS_CHECK,
-      status: pageOk ? 'pass' : 'fail',
-      reason: pageOk ? null : 'infra-kernel-invalid',
-      evidence: { ...this.facts, expectedPageKiB: expectedPage, bpfLsmActive: this.facts.lsm.includes('bpf'), config },
+      status: differences.length ? 'fail' : 'pass',
+      reason: differences.length ? 'facts-mismatch' : null,
+      evidence: {
+        ...this.facts,
+        expectedPageKiB: expected.pageKiB,
+        bpfLsmActive: this.facts.lsm.includes('bpf'),
+        config: expected.config,
+        ...(differences.length ? { differences, expectedLsm: expected.lsm, expectedRelease: expected.kernel.release } : {}),
+      },
       durationMs: this.elapsed(),
     };
   }
 
   private ringbufCheck(record: GuestRecord): CheckDraft {
     const r = readRingbuf(record);
-    const pageBytes = (this.facts?.pageKiB ?? this.ctx.cell.pageSize) * 1024;
+    const pageBytes = (this.facts?.pageKiB ?? this.ctx.facts.pageKiB) * 1024;
     let reason: Reason | null = null;
     if (!r.ok) reason = r.size < pageBytes ? 'ringbuf-pagesize' : 'attach-failed';
     return {
@@ -144,14 +145,14 @@ export class ProbeSession implements VmSuiteSession {
 }
 
 /** The guest step shared with the reproductions. */
-export function probeStepFile() {
+export function probeStepFile(): GuestFile {
   return { path: '/bpfgate/steps/10-probe.sh', content: readFileSync(assetPath('suites', 'probe', 'guest', 'probe.sh')) };
 }
 
-export const probeSuite: VmSuite = {
-  kind: 'vm',
+export const probeSuite: LiveSuite = {
+  kind: 'live',
   name: 'probe',
   lane: 'kernel',
   budgetMs: 30_000,
-  session: (ctx) => new ProbeSession(ctx),
+  sessions: { qemu: (ctx) => new ProbeSession(ctx) },
 };

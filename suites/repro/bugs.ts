@@ -3,9 +3,9 @@
  * must not, and how to see it in the guest's probe records. A reproduction holds
  * only when the bug shows everywhere it must AND nowhere it must not.
  */
-import type { Cell } from '../../matrix/cell.js';
+import type { CellFacts } from '../../core/facts.js';
 import type { Reason } from '../../core/reasons.js';
-import { bootLsmList } from '../static.js';
+import type { Cell } from '../../matrix/cell.js';
 import type { AttachResult, KernelFacts, RingbufResult } from '../probe/evidence.js';
 
 /** What the guest reported that the bugs are judged on. */
@@ -29,16 +29,16 @@ export interface Bug {
   name: string;
   title: string;
   reason: Reason;
-  /** Whether the bug must show on this cell; undefined when the cell cannot tell. */
-  expect(cell: Cell, config: Map<string, string> | undefined, facts: KernelFacts | undefined): Expectation | undefined;
+  /** Whether the bug must show on a cell with these facts; undefined when the cell cannot tell. */
+  expect(facts: Readonly<CellFacts>, config: ReadonlyMap<string, string>): Expectation | undefined;
   observe(o: ProbeObservations): Observation;
   /** Cells where `bpftool feature probe` also runs, to record what it claims beside what attaching shows. */
   wantsFeatureProbe?(cell: Cell): boolean;
 }
 
 /** "6.1.0-56-arm64" -> [6, 1]. */
-export function kernelVersion(release: string | undefined, label: string): [number, number] {
-  const m = (release ?? label).match(/^(\d+)\.(\d+)/);
+export function kernelVersion(release: string): [number, number] {
+  const m = release.match(/^(\d+)\.(\d+)/);
   return m ? [Number(m[1]), Number(m[2])] : [0, 0];
 }
 
@@ -50,7 +50,7 @@ export const BUGS: Bug[] = [
     name: 'ringbuf-pagesize',
     title: 'a 4096-byte BPF ring buffer is refused (EINVAL) on 16K pages, accepted on 4K',
     reason: 'ringbuf-pagesize',
-    expect: (cell) => (cell.pageSize > 4 ? 'shows' : 'absent'),
+    expect: (facts) => (facts.pageKiB > 4 ? 'shows' : 'absent'),
     observe: (o) => {
       const rb = o.ringbufs.get(4096);
       if (!rb) return { shows: undefined, evidence: { missing: 'ringbuf 4096 record' } };
@@ -65,11 +65,10 @@ export const BUGS: Bug[] = [
     name: 'lsm-inactive',
     title: 'with bpf missing from the active LSM list an LSM program attaches and never runs',
     reason: 'lsm-inactive',
-    expect: (cell, config) => {
+    expect: (facts, config) => {
       // Where trampolines are missing, LSM programs cannot even attach: the bug cannot be seen.
-      if (config && config.get('CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS') !== 'y') return undefined;
-      const list = bootLsmList(cell);
-      return list && !list.includes('bpf') ? 'shows' : 'absent';
+      if (config.get('CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS') !== 'y') return undefined;
+      return facts.lsm.includes('bpf') ? 'absent' : 'shows';
     },
     observe: (o) => {
       const lsm = o.attaches.get('lsm');
@@ -85,9 +84,9 @@ export const BUGS: Bug[] = [
     reason: 'trampoline-unsupported',
     // The probe costs 1-3 s per boot; its claim matters where the trap is: arm64.
     wantsFeatureProbe: (cell) => cell.arch === 'arm64',
-    expect: (cell, _config, facts) => {
-      const [major, minor] = kernelVersion(facts?.release, cell.kernelLabel);
-      return cell.arch === 'arm64' && (major < 6 || (major === 6 && minor < 4)) ? 'shows' : 'absent';
+    expect: (facts) => {
+      const [major, minor] = kernelVersion(facts.kernel.release);
+      return facts.arch === 'arm64' && (major < 6 || (major === 6 && minor < 4)) ? 'shows' : 'absent';
     },
     observe: (o) => {
       const objects = ['fentry', 'fmodret', 'lsm'];

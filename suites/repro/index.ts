@@ -3,13 +3,15 @@
  * bug on it. One check per bug and cell: pass when the cell behaves as the bug
  * says it must (shows where expected, absent elsewhere), with the evidence.
  */
-import type { CheckDraft, CellContext, GuestFile, PlannedCheck, VmSuite, VmSuiteSession } from '../suite.js';
+import type { CheckDraft, PlannedCheck } from '../../core/check.js';
+import type { CellContext, LiveSuite } from '../../core/suite.js';
 import type { GuestRecord } from '../../runners/qemu/protocol.js';
+import type { GuestFile, QemuSession } from '../../runners/qemu/session.js';
 import { probeStepFile } from '../probe/index.js';
 import { readAttach, readFacts, readRingbuf } from '../probe/evidence.js';
 import { BUGS, type Bug, type ProbeObservations } from './bugs.js';
 
-class ReproSession implements VmSuiteSession {
+class ReproSession implements QemuSession {
   private readonly seen: ProbeObservations = { ringbufs: new Map(), attaches: new Map() };
   private readonly started = Date.now();
 
@@ -18,7 +20,8 @@ class ReproSession implements VmSuiteSession {
   guestFiles() {
     const files: GuestFile[] = [probeStepFile()];
     if (this.bugs.some((b) => b.wantsFeatureProbe?.(this.ctx.cell))) {
-      files.push({ path: '/bpfgate/steps/05-feature-probe.sh', content: 'BPFGATE_FEATURE_PROBE=1\n' });
+      // Steps run as children: a setting for a later step goes through init's env file.
+      files.push({ path: '/bpfgate/steps/05-feature-probe.sh', content: 'echo BPFGATE_FEATURE_PROBE=1 >> "$BPFGATE_ENV"\n' });
     }
     return files;
   }
@@ -45,7 +48,7 @@ class ReproSession implements VmSuiteSession {
     if (!this.seen.facts) return []; // the guest never spoke: the runner charges the planned checks
     const out: CheckDraft[] = [];
     for (const bug of this.bugs) {
-      const expected = bug.expect(this.ctx.cell, this.ctx.kernelConfig, this.seen.facts);
+      const expected = bug.expect(this.ctx.facts, this.ctx.config);
       const observed = bug.observe(this.seen);
       const base = { subject: bug.name, check: 'repro', durationMs: Date.now() - this.started };
       if (expected === undefined) {
@@ -67,12 +70,12 @@ class ReproSession implements VmSuiteSession {
   }
 }
 
-export function reproSuite(bugs: Bug[] = BUGS): VmSuite {
+export function reproSuite(bugs: Bug[] = BUGS): LiveSuite {
   return {
-    kind: 'vm',
+    kind: 'live',
     name: 'repro',
     lane: 'kernel',
     budgetMs: 35_000,
-    session: (ctx) => new ReproSession(ctx, bugs),
+    sessions: { qemu: (ctx) => new ReproSession(ctx, bugs) },
   };
 }

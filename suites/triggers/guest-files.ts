@@ -3,7 +3,7 @@
  * list of `NNN id marker` lines that a suite's guest step reads in order. Suites that
  * share a boot number their triggers from different starts, so their files never collide.
  */
-import type { GuestFile } from '../suite.js';
+import type { GuestFile } from '../../runners/qemu/session.js';
 import type { TriggerSpec } from './model.js';
 
 export type TriggerRunSpec = Pick<TriggerSpec, 'id' | 'marker' | 'steps' | 'cleanup'>;

@@ -9,22 +9,19 @@
  * and what was expected; the first problem found, in file order, is thrown.
  * Invariant: a loaded set is non-empty and satisfies every check above.
  */
-import { readFileSync } from 'node:fs';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { basename, extname, join, resolve } from 'node:path';
-import type { AnySchemaObject } from 'ajv';
 import { assetPath } from '../../core/assets.js';
 import { InputError } from '../../core/errors.js';
-import { YamlInput, compileSchema, type FieldPath } from '../../core/yaml-input.js';
+import { SCHEMA_FILES, schemaValidator } from '../../core/schemas.js';
+import { YamlInput, type FieldPath } from '../../core/yaml-input.js';
 import { parseHookHint, type ExpectedEventType, type Trigger, type TriggerSpec } from './model.js';
 
 /** The catalogue that ships with bpfgate: one file per technique. */
 export const TRIGGER_CATALOGUE_DIR = assetPath('suites', 'triggers', 'catalogue');
 
 /** The JSON Schema of a trigger file (also referenced by each file's yaml-language-server comment). */
-export const TRIGGER_SCHEMA_FILE = assetPath('suites', 'triggers', 'schema', 'trigger.schema.json');
-
-const validateTrigger = compileSchema<TriggerSpec>(JSON.parse(readFileSync(TRIGGER_SCHEMA_FILE, 'utf8')) as AnySchemaObject);
+export const TRIGGER_SCHEMA_FILE = SCHEMA_FILES.trigger;
 
 const TRIGGER_FILE = /\.ya?ml$/;
 
@@ -51,7 +48,7 @@ export async function loadTriggerFiles(paths: readonly string[]): Promise<Trigge
   const duplicate = crossFileProblem(loaded);
   if (duplicate) throw duplicate;
   return loaded.map(({ spec, input }) => {
-    const { line, column } = input.positionOf([]);
+    const { line, column } = input.locate([]);
     return { ...spec, file: input.file, source: { file: input.file, line, column } };
   });
 }
@@ -74,15 +71,9 @@ async function expandPath(path: string): Promise<string[]> {
 }
 
 async function loadOne(file: string): Promise<LoadedFile> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (cause) {
-    throw new InputError('trigger-missing', file, {}, `cannot read the trigger file: ${(cause as Error).message}`, cause);
-  }
-  const input = YamlInput.parse(text, file, 'trigger-yaml');
-  const spec = input.validate(validateTrigger, 'trigger-schema');
-  const located = fileProblems(spec, file).map((p) => ({ p, pos: input.positionOf(p.path, p.atKey) }));
+  const input = await YamlInput.read(file, { missing: 'trigger-missing', syntax: 'trigger-yaml' }, 'trigger file');
+  const spec = input.validate(schemaValidator<TriggerSpec>('trigger'), 'trigger-schema');
+  const located = fileProblems(spec, file).map((p) => ({ p, pos: input.locate(p.path, p.atKey ? 'key' : 'value') }));
   located.sort((a, b) => a.pos.line - b.pos.line || a.pos.column - b.pos.column);
   const first = located[0]?.p;
   if (first) throw input.error('trigger-invalid', first.path, first.message, { atKey: first.atKey });
@@ -163,7 +154,7 @@ function crossFileProblem(loaded: readonly LoadedFile[]): InputError | undefined
   for (const [i, later] of loaded.entries()) {
     for (const earlier of loaded.slice(0, i)) {
       const where = (path: FieldPath) => {
-        const { line, column } = earlier.input.positionOf(path);
+        const { line, column } = earlier.input.locate(path);
         return `${earlier.input.file}:${line}:${column}`;
       };
       if (later.spec.id === earlier.spec.id) {

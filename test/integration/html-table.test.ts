@@ -10,10 +10,9 @@ import { pathToFileURL } from 'node:url';
 import { chromium, type Browser, type Locator, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Reason } from '../../core/reasons.js';
-import { loadDefaultMatrix } from '../../matrix/default.js';
 import { writeReports } from '../../reports/index.js';
 import type { ReportModel } from '../../reports/model.js';
-import { realisticResults } from '../support/realistic-results.js';
+import { DEFAULT_FACTS, realisticResults } from '../support/realistic-results.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 /** Is a <details> element open (its live property, not only the attribute)? */
@@ -30,7 +29,7 @@ describe.skipIf(noChromium)(`table.html in headless Chromium (skipped when ${CHR
   let url: string;
 
   beforeAll(async () => {
-    model = await writeReports(out, results, (await loadDefaultMatrix()).cells, { env: {} });
+    model = await writeReports(out, results, DEFAULT_FACTS, { env: {} });
     url = pathToFileURL(join(out, 'table.html')).href;
     browser = await chromium.launch({
       executablePath: CHROMIUM,

@@ -7,40 +7,35 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import pLimit from 'p-limit';
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { CheckStatus } from '../../core/check.js';
+import type { CheckDraft, CheckStatus } from '../../core/check.js';
+import type { PlatformEnv } from '../../core/platform.js';
 import { loadDefaultMatrix } from '../../matrix/default.js';
-import { BOOT_SUITE, runQemuCell } from '../../runners/qemu/cell-runner.js';
-import { prepareQemuCell } from '../../runners/qemu/prepare.js';
+import { BOOT_SUITE } from '../../runners/qemu/cell-runner.js';
+import { QemuPlatform } from '../../runners/qemu/platform.js';
 import type { GuestRecord } from '../../runners/qemu/protocol.js';
-import type { CheckDraft, VmSuite, VmSuiteSession } from '../../suites/suite.js';
+import type { QemuSession } from '../../runners/qemu/session.js';
 import { tempOut } from '../support/cli.js';
 
 const BOOTS = 3;
 
 /** Each boot reports its index and the files it was given; the cell completes with what all boots said. */
-function spreadSuite(heard: Map<number, string>): VmSuite {
+function spreadSession(heard: Map<number, string>): QemuSession {
   return {
-    kind: 'vm',
-    name: 'spread',
-    lane: 'kernel',
-    budgetMs: 30_000,
-    session: (): VmSuiteSession => ({
-      boots: () => BOOTS,
-      guestFiles: (boot) => [
-        { path: `/bpfgate/spread/mine-${boot}`, content: `${boot}\n` },
-        { path: '/bpfgate/steps/40-spread.sh', content: 'emit spread "files=$(ls /bpfgate/spread | tr \'\\n\' ,)" "$(cat /bpfgate/spread/mine-*)"\n' },
-      ],
-      planned: () => [{ subject: 'cell', check: 'all-boots' }],
-      onRecord: (record: GuestRecord, boot: number): CheckDraft[] => {
-        if (record.type === 'spread') heard.set(boot, `${record.header.files}|${record.body.trim()}`);
-        return [];
-      },
-      finish: () => [],
-      complete: (): CheckDraft[] => {
-        const status: CheckStatus = heard.size === BOOTS ? 'pass' : 'fail';
-        return [{ subject: 'cell', check: 'all-boots', status, reason: null, evidence: { heard: Object.fromEntries(heard) }, durationMs: 0 }];
-      },
-    }),
+    boots: () => BOOTS,
+    guestFiles: (boot) => [
+      { path: `/bpfgate/spread/mine-${boot}`, content: `${boot}\n` },
+      { path: '/bpfgate/steps/40-spread.sh', content: 'emit spread "files=$(ls /bpfgate/spread | tr \'\\n\' ,)" "$(cat /bpfgate/spread/mine-*)"\n' },
+    ],
+    planned: () => [{ subject: 'cell', check: 'all-boots' }],
+    onRecord: (record: GuestRecord, boot: number): CheckDraft[] => {
+      if (record.type === 'spread') heard.set(boot, `${record.header.files}|${record.body.trim()}`);
+      return [];
+    },
+    finish: () => [],
+    complete: (): CheckDraft[] => {
+      const status: CheckStatus = heard.size === BOOTS ? 'pass' : 'fail';
+      return [{ subject: 'cell', check: 'all-boots', status, reason: null, evidence: { heard: Object.fromEntries(heard) }, durationMs: 0 }];
+    },
   };
 }
 
@@ -53,23 +48,18 @@ describe('a suite spread over several boots of one cell', () => {
 
   beforeAll(async () => {
     const cell = (await loadDefaultMatrix()).cells.find((c) => c.id === 'x86_64-6.12')!;
-    const prepared = await prepareQemuCell(cell);
     const dir = tempOut('multi-boot');
     cellDir = join(dir, 'cells', cell.id);
     const limit = pLimit(2);
-    const suite = spreadSuite(heard);
-    await runQemuCell({
-      ctx: { cell, policies: [], policyProblems: new Map(), fileProblems: [], subjects: new Map(), kernelConfig: prepared.config },
-      suites: [suite],
-      kernelImage: prepared.kernelImage,
-      baseInitrd: prepared.baseInitrd,
-      accel: 'tcg',
-      timeoutMs: 90_000,
-      cellDir,
-      workDir: join(dir, 'work'),
+    const env: PlatformEnv = { outDir: dir, signal: new AbortController().signal, slot: (w) => w(), phase: () => {}, log: () => {}, timeoutMs: 90_000 };
+    // The platform's own lifecycle: describe, start, run, dispose.
+    const platform = new QemuPlatform();
+    const described = { cell, ...(await platform.describe(cell, { booting: true }, env)) };
+    await using started = await platform.start([described], env);
+    await started.run(described, [{ suite: 'spread', lane: 'kernel', budgetMs: 30_000, session: spreadSession(heard) }], {
       done: () => false,
-      record: (s, draft) => records.push({ suite: typeof s === 'string' ? s : s.name, draft }),
-      schedule: (boot) =>
+      record: (suite, _lane, draft) => records.push({ suite, draft }),
+      slot: (boot) =>
         limit(async () => {
           mostAtOnce = Math.max(mostAtOnce, ++running);
           try {

@@ -21,8 +21,8 @@ export async function bpfgate(args: string[], opts: { cwd?: string; env?: Record
 }
 
 /** Start the CLI without waiting, for tests that kill it. */
-export function spawnBpfgate(args: string[]): ResultPromise {
-  return execa('node', [CLI, ...args], { reject: false, env: { CI: 'true' } });
+export function spawnBpfgate(args: string[], opts: { env?: Record<string, string> } = {}): ResultPromise {
+  return execa('node', [CLI, ...args], { reject: false, env: { CI: 'true', ...opts.env } });
 }
 
 export function tempOut(prefix: string): string {

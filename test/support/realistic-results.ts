@@ -10,8 +10,9 @@ import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { LineCounter, isMap, isSeq, parseAllDocuments, type Node } from 'yaml';
 import type { CheckResult } from '../../core/check.js';
+import type { CellFacts } from '../../core/facts.js';
 import { DEFAULT_CELL_IDS } from './design.js';
-import { EXAMPLES, EXTRA } from './shared.js';
+import { EXAMPLES, EXTRA, PROJECT_ROOT } from './shared.js';
 
 export { DEFAULT_CELL_IDS };
 
@@ -151,3 +152,8 @@ export function realisticResults(policies: CorpusPolicy[] = corpusPolicies()): C
   }
   return out;
 }
+
+/** The ten default cells' facts, from the run.json of a real default-matrix run (test/fixtures/results). */
+export const DEFAULT_FACTS: CellFacts[] = (
+  JSON.parse(readFileSync(join(PROJECT_ROOT, 'test', 'fixtures', 'results', 'default-matrix.run.json'), 'utf8')) as { cells: CellFacts[] }
+).cells;

@@ -55,27 +55,41 @@ describe('the lock file', () => {
 
   it('reports broken JSON with its line and column', () => {
     const err = parseError('{\n  "lockfileVersion": 1,\n  "kernels": [,]\n}\n');
-    expect(err.code).toBe('lockfile-invalid');
-    expect(err.line).toBe(3);
-    expect(err.message).toContain('not valid JSON');
+    expect(err.code).toBe('lockfile-json');
+    expect([err.line, err.column]).toEqual([3, 15]);
+    expect(err.message).toBe('bpfgate.lock.json:3:15: not valid JSON: Unexpected , in flow sequence');
+  });
+
+  it('refuses what YAML would accept but JSON does not, at the offending token', () => {
+    const trailing = parseError('{\n  "lockfileVersion": 1,\n  "kernels": [],\n}\n');
+    expect([trailing.code, trailing.line]).toEqual(['lockfile-json', 4]);
+    const bare = parseError('{\n  "lockfileVersion": 1,\n  "kernels": [ { "name": trixie } ]\n}\n');
+    expect([bare.code, bare.line, bare.column]).toEqual(['lockfile-json', 3, 26]);
   });
 
   it('reports a missing field at the entry that lacks it', () => {
     const text = formatLockFile({ lockfileVersion: 1, kernels: [X86, ARM16K] }).replace(/\n\s*"configSha256": "c+"\n/, '\n');
     const fixed = text.replace(/"imageSha256": "(b+)",\n(\s*)}/, '"imageSha256": "$1"\n$2}');
     const err = parseError(fixed);
-    expect(err.message).toContain("kernels.0: must have required property 'configSha256'");
-    expect(err.line).toBe(4);
+    expect(err.code).toBe('lockfile-schema');
+    expect([err.line, err.column, err.field]).toEqual([4, 5, 'kernels[0]']);
+    expect(err.message).toBe('bpfgate.lock.json:4:5: kernels[0]: missing required field "configSha256"');
   });
 
-  it('refuses a sha256 that is not 64 hex digits, and another format version', () => {
-    expect(parseError(JSON.stringify({ lockfileVersion: 1, kernels: [{ ...X86, sha256: 'abc' }] })).message).toContain('kernels.0.sha256');
-    expect(parseError(JSON.stringify({ lockfileVersion: 2, kernels: [] })).message).toContain('lockfileVersion');
+  it('refuses a sha256 that is not 64 hex digits, and another format version, at the field', () => {
+    const sha = parseError(formatLockFile({ lockfileVersion: 1, kernels: [{ ...X86, sha256: 'abc' }] }));
+    expect([sha.line, sha.column, sha.field]).toEqual([12, 17, 'kernels[0].sha256']);
+    expect(sha.detail).toBe('kernels[0].sha256: expected a string matching ^[0-9a-f]{64}$ (got "abc")');
+    const version = parseError('{ "lockfileVersion": 2, "kernels": [] }');
+    expect([version.line, version.column]).toEqual([1, 22]);
+    expect(version.detail).toBe('lockfileVersion: expected 1 (got 2)');
   });
 
-  it('reports an unreadable file as an input error naming it', async () => {
+  it('reports an unreadable file as bad input naming it', async () => {
     const err = await readLockFile(join(dir, 'missing.lock.json')).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(InputError);
-    expect((err as InputError).message).toContain('missing.lock.json');
+    expect((err as InputError).code).toBe('lockfile-missing');
+    expect((err as InputError).exit).toBe(2);
+    expect((err as InputError).message).toContain('missing.lock.json: cannot read the lock file: ENOENT');
   });
 });

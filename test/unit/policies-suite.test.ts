@@ -69,15 +69,17 @@ describe('measured coverage from the guest counters', () => {
       encodeRecord(1, 'counters', 'phase=base up=1.0', 'b0 3\nb1 1'),
       encodeRecord(2, 'counters', 'phase=after trigger=null-1 rc=0 up=1.2', 'b0 2'),
       encodeRecord(3, 'counters', 'phase=after trigger=null-2 rc=0 up=1.4', 'b0 3\nb1 1'),
-      encodeRecord(4, 'counters', 'phase=after trigger=t1059-004-unix-shell rc=0 up=1.9', 'b0 10\nb1 1\nb2 4\n@@output@@\nok'),
-      encodeRecord(5, 'counters', 'phase=base up=2.0', 'b3 9'),
+      // A failed trigger's output is a part of its counters record, sent just before it.
+      encodeRecord(4, 'trigger-output', 'of=counters trigger=t1059-004-unix-shell rc=2', 'sh: nc: not found'),
+      encodeRecord(5, 'counters', 'phase=after trigger=t1059-004-unix-shell rc=2 up=1.9', 'b0 10\nb1 1\nb2 4'),
+      encodeRecord(6, 'counters', 'phase=base up=2.0', 'b3 9'),
     ].join('');
     const tracker = new CoverageTracker();
-    for (const r of parseConsole(console).records) tracker.onCounters(r);
+    for (const r of parseConsole(console).records.filter((r) => r.type === 'counters')) tracker.onCounters(r);
     expect(tracker.runs.map((r) => r.trigger)).toEqual(['null-1', 'null-2', 't1059-004-unix-shell']);
     expect(tracker.noise()).toEqual(new Map([['b0', 3], ['b1', 1]]));
     expect(tracker.firing().get('t1059-004-unix-shell')).toEqual(new Map([['b0', 7], ['b2', 4]]));
-    expect(tracker.runs[2]!.output).toBe('ok');
+    expect(tracker.runs.map((r) => [r.exitCode, r.output])).toEqual([[0, ''], [0, ''], [2, 'sh: nc: not found']]);
   });
 
   it('reads the kernel\'s refusals of probes it could not register', () => {

@@ -10,13 +10,14 @@ import { CRD_DIR, EXAMPLES, EXTRA } from '../support/shared.js';
 const dir = mkdtempSync(join(tmpdir(), 'bpfgate-lint-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-/** Runs lint and returns its exit code and everything it printed. */
-async function lint(opts: Omit<LintOptions, 'out' | 'format'> & { format?: 'text' | 'json' }): Promise<{ code: number; output: string }> {
+/** Runs lint and returns its exit code, what it printed on stdout, and its errors (stderr). */
+async function lint(opts: Omit<LintOptions, 'out' | 'err' | 'format'> & { format?: 'text' | 'json' }): Promise<{ code: number; output: string; errors: string }> {
   const out = new PassThrough();
   const chunks: Buffer[] = [];
   out.on('data', (c: Buffer) => chunks.push(c));
-  const code = await lintCommand({ format: 'text', ...opts, out });
-  return { code, output: Buffer.concat(chunks).toString('utf8') };
+  const errors: string[] = [];
+  const code = await lintCommand({ format: 'text', ...opts, out, err: { write: (t: string) => errors.push(t) } });
+  return { code, output: Buffer.concat(chunks).toString('utf8'), errors: errors.join('') };
 }
 
 const BOOK = join(EXTRA, 'docs/security-observability-with-ebpf');
@@ -89,13 +90,15 @@ describe('bpfgate lint', () => {
   it('exits 2 for a path that does not exist, a bad arch, or no policy at all', async () => {
     const missing = await lint({ paths: [join(dir, 'nope')] });
     expect(missing.code).toBe(2);
-    expect(missing.output).toMatch(/^error: .*nope: no such file or directory \[policy-path-missing\]$/m);
+    expect(missing.output).toBe('');
+    expect(missing.errors).toBe(`bpfgate: ${join(dir, 'nope')}: no such file or directory [policy-path-missing]\n`);
     expect((await lint({ paths: [EXAMPLES], arch: ['riscv64' as Arch] })).code).toBe(2);
     const onlyPod = join(dir, 'pod.yaml');
     writeFileSync(onlyPod, 'apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n');
     const none = await lint({ paths: [onlyPod], format: 'json' });
     expect(none.code).toBe(2);
     expect(JSON.parse(none.output)).toEqual({ error: { code: 'policy-none-found', message: expect.stringContaining('1 document(s) of other kinds ignored') } });
+    expect(none.errors).toMatch(/^bpfgate: lint: no TracingPolicy .* \[policy-none-found\]\n$/);
   });
 
   it('says which kinds a single CRD file does not cover, and checks their essentials only', async () => {
@@ -111,8 +114,8 @@ describe('bpfgate lint', () => {
   it('exits 2 when the schema source is not a CRD', async () => {
     const notCrd = join(dir, 'crd.yaml');
     writeFileSync(notCrd, readFileSync(join(EXAMPLES, 'write.yaml')));
-    const { code, output } = await lint({ paths: [EXAMPLES], schema: notCrd });
+    const { code, errors } = await lint({ paths: [EXAMPLES], schema: notCrd });
     expect(code).toBe(2);
-    expect(output).toContain('[schema-source-invalid]');
+    expect(errors).toBe(`bpfgate: ${notCrd}:1:1: not a CustomResourceDefinition (kind TracingPolicy) [schema-source-invalid]\n`);
   });
 });

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { InputError } from '../../core/errors.js';
 import { readPolicies } from '../../policy/index.js';
-import { collectPolicyFiles, formatPath, loadDocuments, parseDocuments } from '../../policy/load.js';
+import { collectPolicyFiles, findPolicyFiles, formatPath, loadDocuments, parseDocuments } from '../../policy/load.js';
 import { EXAMPLES, EXTRA } from '../support/shared.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'bpfgate-policy-load-'));
@@ -68,6 +68,25 @@ describe('reading policy files', () => {
     symlinkSync(root, join(root, 'b', 'loop')); // a link cycle must not loop forever
     const files = await collectPolicyFiles([root]);
     expect(files.map((f) => f.slice(root.length + 1))).toEqual(['a/x.YAML', 'b/nested/z.yml', 'b/y.yaml']);
+  });
+
+  it('remembers the --policies root of each file and its path under it, without `..`', async () => {
+    const root = join(dir, 'tree');
+    const found = await findPolicyFiles([root, join(root, 'b', 'y.yaml')]);
+    expect(found.map((f) => [f.root, f.relPath])).toEqual([
+      [root, 'a/x.YAML'],
+      [root, 'b/nested/z.yml'],
+      [root, 'b/y.yaml'], // named twice: the first root that names it wins
+    ]);
+    const direct = await findPolicyFiles([join(root, 'b', 'nested', 'z.yml')]);
+    expect(direct.map((f) => [f.root, f.relPath])).toEqual([[join(root, 'b', 'nested'), 'z.yml']]);
+    // Through the link back to the tree's top, a path stays under its root: never `..`.
+    const docs = await loadDocuments([join(root, 'b')]);
+    expect(docs.map((d) => [d.root, d.relPath])).toEqual([
+      [join(root, 'b'), 'loop/a/x.YAML'],
+      [join(root, 'b'), 'nested/z.yml'],
+      [join(root, 'b'), 'y.yaml'],
+    ]);
   });
 
   it('treats a path that does not exist as an input error naming it', async () => {

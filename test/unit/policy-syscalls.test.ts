@@ -120,7 +120,7 @@ describe('portability findings', () => {
     const text = `apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n  name: p\nspec:\n${spec}`;
     const [doc] = parseDocuments('p.yaml', text);
     const { hooks, needs } = hooksAndNeeds(doc!);
-    return { kind: 'TracingPolicy', name: 'p', source: { file: 'p.yaml', line: 1 }, docIndex: 0, doc: doc!.value as Record<string, unknown>, hooks, needs };
+    return { kind: 'TracingPolicy', name: 'p', source: { file: 'p.yaml', line: 1 }, origin: { root: '.', relPath: 'p.yaml' }, docIndex: 0, doc: doc!.value as Record<string, unknown>, hooks, needs };
   }
 
   it('report a hard-coded __x64_sys_ call on arm64 and an __arm64_sys_ call on x86_64, at the call line', () => {

@@ -4,17 +4,16 @@ import { join, relative } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { evaluateGate, parseBaseline } from '../../core/baseline.js';
 import type { CheckResult } from '../../core/check.js';
-import { loadDefaultMatrix } from '../../matrix/default.js';
 import { annotations, escapeData, escapeProperty, writeGithub } from '../../reports/github.js';
 import { writeReports } from '../../reports/index.js';
-import { realisticResults } from '../support/realistic-results.js';
+import { DEFAULT_FACTS, realisticResults } from '../support/realistic-results.js';
 import { SHARED } from '../support/shared.js';
 
 const root = mkdtempSync(join(tmpdir(), 'bpfgate-gh-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 const RESULTS = realisticResults();
-const CELLS = (await loadDefaultMatrix()).cells;
+const CELLS = DEFAULT_FACTS;
 
 /** Undo GitHub's escaping, as the runner does when it reads a workflow command. */
 function unescapeData(s: string): string {

@@ -1,11 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import type { CheckResult } from '../../core/check.js';
-import { loadDefaultMatrix } from '../../matrix/default.js';
 import { escapeHtml, evidenceId, renderHtml } from '../../reports/html.js';
 import { buildModel } from '../../reports/model.js';
-import { realisticResults } from '../support/realistic-results.js';
+import { DEFAULT_FACTS, realisticResults } from '../support/realistic-results.js';
 
-const CELLS = (await loadDefaultMatrix()).cells;
+const CELLS = DEFAULT_FACTS;
 
 const HOSTILE: CheckResult = {
   cell: 'arm64-4k-6.1',

@@ -1,19 +1,19 @@
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ResultStore } from '../../core/results-store.js';
-import { loadDefaultMatrix } from '../../matrix/default.js';
 import { renderTableFromDir, writeReports } from '../../reports/index.js';
-import { readTableCells } from '../../reports/json.js';
+import { writeRunManifest } from '../../core/run-manifest.js';
 import type { ReportModel } from '../../reports/model.js';
-import { DEFAULT_CELL_IDS, realisticResults } from '../support/realistic-results.js';
+import { DEFAULT_CELL_IDS, DEFAULT_FACTS, realisticResults } from '../support/realistic-results.js';
+import { PROJECT_ROOT } from '../support/shared.js';
 
 const root = mkdtempSync(join(tmpdir(), 'bpfgate-json-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 const RESULTS = realisticResults();
-const CELLS = (await loadDefaultMatrix()).cells;
+const CELLS = DEFAULT_FACTS;
 
 function runDir(name: string): string {
   const dir = join(root, name);
@@ -30,20 +30,19 @@ describe('table.json and the report files', () => {
     expect(readdirSync(dir).sort()).toEqual(['junit.xml', 'results.jsonl', 'table.html', 'table.json', 'table.md']);
   });
 
-  it('holds the cells with arch, pages, kernel and variants, and every cell id in every row', async () => {
+  it('holds the cells with their facts, and every cell id in every row', async () => {
     const dir = runDir('shape');
     await writeReports(dir, RESULTS, CELLS, { env: {} });
     const model = JSON.parse(readFileSync(join(dir, 'table.json'), 'utf8')) as ReportModel;
     expect(model.schemaVersion).toBe(1);
     expect(model.cells.map((c) => c.id)).toEqual([...DEFAULT_CELL_IDS, 'static']);
-    expect(model.cells.find((c) => c.id === 'arm64-16k-6.12+nobpflsm')).toEqual({
-      id: 'arm64-16k-6.12+nobpflsm',
+    expect(model.cells.find((c) => c.id === 'arm64-4k-6.1')).toMatchObject({
       arch: 'arm64',
-      pages: 16,
-      kernel: '6.12',
-      kernelSource: 'trixie linux-image-arm64-16k',
-      variants: ['nobpflsm'],
-      bootArgs: ['lsm=lockdown,capability,landlock,yama,apparmor'],
+      pages: 4,
+      kernel: '6.1',
+      release: '6.1.0-57-arm64',
+      bootArgs: [],
+      lsm: ['lockdown', 'capability', 'landlock', 'yama', 'apparmor', 'tomoyo', 'bpf'],
       platform: 'qemu',
     });
     for (const row of model.rows) expect(Object.keys(row.cells)).toEqual(model.cells.map((c) => c.id));
@@ -53,21 +52,28 @@ describe('table.json and the report files', () => {
     expect(model.summary.checks).toBe(RESULTS.length);
   });
 
-  it('renders a table from a results directory, keeping the matrix facts of its table.json', async () => {
+  it('renders a table from a results directory with the cell facts of its run.json', async () => {
     const dir = runDir('from');
+    const manifest = JSON.parse(readFileSync(join(PROJECT_ROOT, 'test', 'fixtures', 'results', 'default-matrix.run.json'), 'utf8'));
+    await writeRunManifest(dir, manifest);
     await writeReports(dir, RESULTS, CELLS, { env: {} });
-    expect(await readTableCells(dir)).toHaveLength(11);
     const fromDir = JSON.parse(await renderTableFromDir(dir, 'json')) as ReportModel;
     expect(fromDir).toEqual(JSON.parse(readFileSync(join(dir, 'table.json'), 'utf8')));
     expect(await renderTableFromDir(dir, 'md')).toBe(readFileSync(join(dir, 'table.md'), 'utf8'));
   });
 
-  it('renders a table from an interrupted run that never wrote table.json, describing cells by id', async () => {
-    const dir = runDir('interrupted');
-    expect(existsSync(join(dir, 'table.json'))).toBe(false);
+  it('renders a table from results alone (no run.json), naming cells by id and guessing nothing', async () => {
+    const dir = runDir('bare');
+    expect(existsSync(join(dir, 'run.json'))).toBe(false);
     const model = JSON.parse(await renderTableFromDir(dir, 'json')) as ReportModel;
-    expect(model.cells.find((c) => c.id === 'arm64-16k-6.12')).toMatchObject({ arch: 'arm64', pages: 16, kernel: '6.12', kernelSource: null });
+    expect(model.cells.find((c) => c.id === 'arm64-16k-6.12')).toMatchObject({ arch: null, pages: null, kernel: null, kernelSource: null });
     expect(model.summary.checks).toBe(RESULTS.length);
     expect(await renderTableFromDir(dir, 'html')).toMatch(/^<!doctype html>/);
+  });
+
+  it('refuses a run.json that is not what bpfgate writes, naming the file and field', async () => {
+    const dir = runDir('broken');
+    writeFileSync(join(dir, 'run.json'), '{"schemaVersion": 1, "cells": "no"}\n');
+    await expect(renderTableFromDir(dir, 'md')).rejects.toThrow(/run\.json:1:\d+: .*(cells|required)/);
   });
 });

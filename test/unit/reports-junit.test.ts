@@ -4,11 +4,10 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { CheckResult, CheckStatus } from '../../core/check.js';
 import { ResultStore, readResultsDir } from '../../core/results-store.js';
-import { loadDefaultMatrix } from '../../matrix/default.js';
 import { writeReports } from '../../reports/index.js';
 import { renderJunit } from '../../reports/junit.js';
 import { buildModel } from '../../reports/model.js';
-import { realisticResults } from '../support/realistic-results.js';
+import { DEFAULT_FACTS, realisticResults } from '../support/realistic-results.js';
 
 const root = mkdtempSync(join(tmpdir(), 'bpfgate-junit-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -40,7 +39,7 @@ describe('junit.xml', () => {
     for (const r of realisticResults()) store.append(r);
     store.close();
     const results = await readResultsDir(out);
-    await writeReports(out, results, (await loadDefaultMatrix()).cells, { env: {} });
+    await writeReports(out, results, DEFAULT_FACTS, { env: {} });
     const xml = readFileSync(join(out, 'junit.xml'), 'utf8');
 
     const byCell = new Map<string, CheckResult[]>();

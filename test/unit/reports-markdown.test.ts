@@ -1,13 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import type { CheckResult } from '../../core/check.js';
 import { REASONS } from '../../core/reasons.js';
-import { loadDefaultMatrix } from '../../matrix/default.js';
 import { renderMarkdown } from '../../reports/markdown.js';
 import { buildModel } from '../../reports/model.js';
-import { DEFAULT_CELL_IDS, realisticResults } from '../support/realistic-results.js';
+import { DEFAULT_CELL_IDS, DEFAULT_FACTS, realisticResults } from '../support/realistic-results.js';
 
 const RESULTS = realisticResults();
-const CELLS = (await loadDefaultMatrix()).cells;
+const CELLS = DEFAULT_FACTS;
 const md = renderMarkdown(buildModel(RESULTS, CELLS));
 const lines = md.split('\n');
 

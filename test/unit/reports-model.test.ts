@@ -1,11 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import type { CheckResult, CheckStatus } from '../../core/check.js';
-import { loadDefaultMatrix } from '../../matrix/default.js';
 import { buildModel, cellFromId, worse } from '../../reports/model.js';
-import { DEFAULT_CELL_IDS, realisticResults } from '../support/realistic-results.js';
+import { DEFAULT_CELL_IDS, DEFAULT_FACTS, realisticResults } from '../support/realistic-results.js';
 
 const RESULTS = realisticResults();
-const CELLS = (await loadDefaultMatrix()).cells;
+const CELLS = DEFAULT_FACTS;
 
 /** A deterministic shuffle, so the test does not depend on luck. */
 function shuffled<T>(items: readonly T[]): T[] {
@@ -25,28 +24,32 @@ describe('the report model', () => {
     for (const [i, a] of order.entries()) for (const [j, b] of order.entries()) expect(worse(a, b)).toBe(order[Math.max(i, j)]);
   });
 
-  it('has a column per matrix cell in matrix order, then the cells only the results name', () => {
+  it('has a column per cell of run.json in its order, then the cells only the results name', () => {
     const model = buildModel(RESULTS, CELLS);
     expect(model.cells.map((c) => c.id)).toEqual([...DEFAULT_CELL_IDS, 'static']);
-    expect(model.cells[4]).toEqual({
-      id: 'arm64-16k-6.12',
+    expect(model.cells[9]).toEqual({
+      id: 'arm64-16k-6.12+nobpflsm',
       arch: 'arm64',
       pages: 16,
       kernel: '6.12',
-      kernelSource: 'trixie linux-image-arm64-16k',
-      variants: [],
-      bootArgs: [],
+      release: '6.12.118+deb13-arm64-16k',
+      kernelSource: 'trixie-security linux-image-6.12.118+deb13-arm64-16k 6.12.118-1',
+      bootArgs: ['lsm=lockdown,capability,landlock,yama,apparmor'],
+      lsm: ['lockdown', 'capability', 'landlock', 'yama', 'apparmor', 'ima', 'evm'],
+      accel: 'tcg',
+      agent: null,
       platform: 'qemu',
     });
     expect(model.cells[10]).toEqual(cellFromId('static'));
     expect(model.cells[10]?.arch).toBeNull();
   });
 
-  it('describes cells from their ids when the matrix is not at hand', () => {
+  it('guesses nothing from a cell id when run.json is not at hand', () => {
     const model = buildModel(RESULTS);
     const nobpf = model.cells.find((c) => c.id === 'arm64-4k-6.1+nobpflsm');
-    expect(nobpf).toMatchObject({ arch: 'arm64', pages: 4, kernel: '6.1', variants: ['nobpflsm'], kernelSource: null });
-    // Without a matrix there is no matrix order: cells come sorted by id.
+    expect(nobpf).toEqual(cellFromId('arm64-4k-6.1+nobpflsm'));
+    expect(nobpf).toMatchObject({ arch: null, pages: null, kernel: null, lsm: null });
+    // Without run.json there is no matrix order: cells come sorted by id.
     expect(model.cells.map((c) => c.id)).toEqual([...DEFAULT_CELL_IDS, 'static'].sort());
   });
 

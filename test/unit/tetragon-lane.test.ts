@@ -1,10 +1,10 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadBundle } from '../../runners/tetragon/bundle.js';
+import { loadBundle } from '../../suites/tetragon/bundle.js';
 import { readPolicies } from '../../policy/index.js';
 import { readExport } from '../../suites/tetragon/events.js';
-import { agentNames } from '../../suites/tetragon/index.js';
+import { agentNames } from '../../suites/tetragon/plan.js';
 import { agentErrors, loadVerdict, parsePolicyList } from '../../suites/tetragon/load-state.js';
 import { findMatch, markerOf } from '../../suites/tetragon/match.js';
 import { loadTriggerCatalogue } from '../../suites/triggers/load.js';
@@ -15,8 +15,7 @@ const FIXTURES = join(PROJECT_ROOT, 'test', 'fixtures', 'tetragon');
 const fixture = (name: string) => readFileSync(join(FIXTURES, name), 'utf8');
 
 describe('the agent\'s load state, from a real tetra tracingpolicy list', () => {
-  const [json = ''] = fixture('x86_64-6.12-lsm-file-open.tp-list.txt').split('\n@@stderr@@\n');
-  const states = parsePolicyList(json);
+  const states = parsePolicyList(fixture('x86_64-6.12-lsm-file-open.tp-list.json'));
 
   it('passes the enabled policy and fails the refused ones with the agent\'s words', () => {
     expect(states.map((s) => [s.name, s.state])).toEqual([

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { CheckResult } from '../../core/check.js';
 import { loadDefaultMatrix } from '../../matrix/default.js';
-import { comparePrediction } from '../../suites/tetragon/index.js';
+import { comparePrediction } from '../../suites/tetragon/prediction.js';
 import { PROJECT_ROOT } from '../support/shared.js';
 
 const results: CheckResult[] = readFileSync(join(PROJECT_ROOT, 'test', 'fixtures', 'tetragon', 'x86_64-6.12-corpus.results.jsonl'), 'utf8')

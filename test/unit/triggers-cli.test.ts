@@ -103,14 +103,14 @@ describe('bpfgate triggers list', () => {
     const { code, out, err } = await run({ dir: bad });
     expect(code).toBe(2);
     expect(out).toBe('');
-    expect(err).toBe(`${join(bad, 'broken.yaml')}:2:12: technique: expected a string (got 1059)\n`);
+    expect(err).toBe(`bpfgate: ${join(bad, 'broken.yaml')}:2:12: technique: expected a string (got 1059) [trigger-schema]\n`);
   });
 
   it('exits 2 on an unknown subcommand', async () => {
     const err = sink();
     const code = await triggersCommand('show' as 'list', { out: sink(), err });
     expect(code).toBe(2);
-    expect(err.text()).toContain('unknown subcommand "show"; expected: list');
+    expect(err.text()).toBe('bpfgate: triggers: unknown subcommand "show"; expected: list [usage]\n');
   });
 
   it.skipIf(!existsSync(CLI))('prints the same catalogue from the built CLI (needs the build: npm run build)', async () => {

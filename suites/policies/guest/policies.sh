@@ -23,7 +23,7 @@ while read -r _n _ev; do
 		_e=$( { echo 'hist:keys=common_type' > "$_T/events/$_ev/trigger"; } 2>&1 ) || echo "$_n ${_e##*: }" >> /tmp/bg-reg
 	fi
 done < $_P/tracepoints
-emit registered "" "$(cat /tmp/bg-reg)"
+emit -i registered "" < /tmp/bg-reg
 
 # Counter deltas since the previous read: "NAME DELTA" for each probe that moved
 # (kprobe profile hits, hist totals for tracepoints), computed by one awk process.
@@ -45,9 +45,11 @@ while read -r _seq _id _marker; do
 	read -r _up _ < /proc/uptime
 	# The steps' output travels only when they failed: bytes on the console are slow.
 	_tail=; [ $_rc -eq 0 ] || _tail=$(printf '%s' "$_out" | tail -c 600)
-	emit counters "phase=after trigger=$_id rc=$_rc up=$_up" "$(_bg_counters)
-@@output@@
-$_tail"
+	# Counters first (the emits below are no trigger's), then the output as a part of the
+	# trigger's counters record, which follows it.
+	_counts=$(_bg_counters)
+	[ $_rc -eq 0 ] || emit trigger-output "of=counters trigger=$_id rc=$_rc" "$_tail"
+	emit counters "phase=after trigger=$_id rc=$_rc up=$_up" "$_counts"
 	timeout 10 sh /bpfgate/triggers/$_seq.cleanup.sh < /dev/null > /dev/null 2>&1
 	# Read past the cleanup without reporting it: its hits belong to no trigger.
 	_bg_counters > /dev/null
@@ -59,3 +61,5 @@ echo > $_T/kprobe_events 2>/dev/null
 while read -r _n _ev; do
 	[ -d "$_T/events/$_ev" ] && echo '!hist:keys=common_type' > "$_T/events/$_ev/trigger" 2>/dev/null
 done < $_P/tracepoints
+# Reached the end: the last test above may be false, and a non-zero status is a failed step.
+exit 0

@@ -14,15 +14,13 @@ for _obj in /bpf/*.bpf.o; do
 	_name=${_obj##*/}; _name=${_name%.bpf.o}
 	_out=$(bpftool prog loadall "$_obj" /sys/fs/bpf/p_$_name pinmaps /sys/fs/bpf/m_$_name autoattach 2>&1)
 	_rc=$?
-	_hits=
 	if [ $_rc -eq 0 ]; then
 		# Each cat opens a file (security_file_open) and runs openat (the tracepoint).
 		for _i in 1 2 3; do cat /proc/version > /dev/null; done
-		_hits=$(bpftool -j map dump pinned /sys/fs/bpf/m_$_name/hits 2>&1)
+		# The counter, as a part of the attach record that follows it.
+		emit attach-hits "of=attach prog=$_name" "$(bpftool -j map dump pinned /sys/fs/bpf/m_$_name/hits 2>&1)"
 	fi
-	emit attach "prog=$_name rc=$_rc" "$_out
-@@hits@@
-$_hits"
+	emit attach "prog=$_name rc=$_rc" "$_out"
 	rm -rf /sys/fs/bpf/p_$_name /sys/fs/bpf/m_$_name
 done
 

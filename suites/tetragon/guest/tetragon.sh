@@ -13,7 +13,15 @@ read -r _t0 _ < /proc/uptime
 # start-up one policy that fails to load stops the whole agent, and then no policy
 # has a state of its own.
 [ -f /bpfgate/tetragon/env ] && . /bpfgate/tetragon/env
-/usr/local/bin/tetragon $(cat /bpfgate/tetragon/args 2>/dev/null) > /run/tetragon.out 2>&1 &
+# The agent's arguments, one per line as the host wrote them: an argument with spaces or
+# quotes (an export allowlist's JSON) reaches the agent as one word.
+set --
+if [ -f /bpfgate/tetragon/args ]; then
+	while IFS= read -r _a || [ -n "$_a" ]; do
+		[ -n "$_a" ] && set -- "$@" "$_a"
+	done < /bpfgate/tetragon/args
+fi
+/usr/local/bin/tetragon "$@" > /run/tetragon.out 2>&1 &
 _agent=$!
 
 # Poll, never sleep blindly: ready when the agent answers, gone when its process is.
@@ -54,11 +62,11 @@ if _bg_wait _serving; then
 fi
 read -r _t1 _ < /proc/uptime
 _alive=1; kill -0 $_agent 2>/dev/null || _alive=0
-emit tp-list "ready=$_ready alive=$_alive want=$_want started=$_t0 listed=$_t1" "$(cat /tmp/tp.json 2>/dev/null)
-@@stderr@@
-$(tail -c 2000 /tmp/tp.err 2>/dev/null)
-@@agent@@
-$([ $_ready -eq 1 ] || tail -c 3000 /run/tetragon.out)"
+# tetra's complaints and, when the agent never got ready, the end of its log: parts of the
+# tp-list record, sent before it.
+[ -s /tmp/tp.err ] && tail -c 2000 /tmp/tp.err | emit -i tp-list-stderr "of=tp-list"
+[ $_ready -eq 1 ] || tail -c 3000 /run/tetragon.out | emit -i agent-tail "of=tp-list"
+cat /tmp/tp.json 2>/dev/null | emit -i tp-list "ready=$_ready alive=$_alive want=$_want started=$_t0 listed=$_t1"
 
 if [ $_ready -eq 1 ]; then
 	while read -r _seq _id _marker; do
@@ -76,7 +84,9 @@ if [ $_ready -eq 1 ]; then
 		sleep 0.5
 	done
 	# Only events tied to a trigger leave the guest: every byte on the console is slow.
-	emit tetragon-events "bytes=$_last" "$(grep -F -f /bpfgate/tetragon/markers /var/log/tetragon/tetragon.log)"
+	grep -F -f /bpfgate/tetragon/markers /var/log/tetragon/tetragon.log | emit -i tetragon-events "bytes=$_last"
 fi
-emit agent-log "alive=$_alive" "$(tail -c 6000 /run/tetragon.out)"
+tail -c 6000 /run/tetragon.out | emit -i agent-log "alive=$_alive"
 kill $_agent 2>/dev/null
+# Reached the end: an agent that is already gone makes kill fail, not the step.
+exit 0

@@ -8,11 +8,12 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, stat, writeFile } from 'node:fs/promises';
 import { basename, join, relative } from 'node:path';
 import { execa } from 'execa';
 import { cacheDir } from '../../core/cache.js';
-import { InfraError, InputError } from '../../core/errors.js';
+import { downloadToCache, httpTransport, sha256File } from '../../core/download.js';
+import { InputError } from '../../core/errors.js';
 import type { Arch } from '../../matrix/cell.js';
 
 export interface TetragonBundle {
@@ -42,10 +43,6 @@ async function elfArch(file: string): Promise<Arch | undefined> {
   }
 }
 
-async function sha256(file: string): Promise<string> {
-  return createHash('sha256').update(await readFile(file)).digest('hex');
-}
-
 /** The directory holding `usr/local/bin/tetragon`: the given one, or its single `tetragon-v*` child. */
 async function findRoot(dir: string): Promise<string | undefined> {
   if (existsSync(join(dir, 'usr', 'local', 'bin', 'tetragon'))) return dir;
@@ -55,25 +52,15 @@ async function findRoot(dir: string): Promise<string | undefined> {
   return undefined;
 }
 
+/** A bundle URL, downloaded once into the cache (core/download.ts: streamed, retried, renamed into place). */
 async function download(url: string): Promise<string> {
-  const dir = await cacheDir('tetragon', 'downloads');
-  const named = join(dir, createHash('sha256').update(url).digest('hex').slice(0, 16) + '-' + basename(new URL(url).pathname));
-  if (existsSync(named)) return named;
-  let response: Response;
-  try {
-    response = await fetch(url);
-  } catch (cause) {
-    throw new InfraError('infra-download', `cannot download the Tetragon bundle ${url}: ${(cause as Error).message}`, cause);
-  }
-  if (!response.ok) throw new InfraError('infra-download', `cannot download the Tetragon bundle ${url}: HTTP ${response.status}`);
-  await writeFile(`${named}.part`, Buffer.from(await response.arrayBuffer()));
-  await rename(`${named}.part`, named);
-  return named;
+  const name = `${createHash('sha256').update(url).digest('hex').slice(0, 16)}-${basename(new URL(url).pathname)}`;
+  return downloadToCache({ dir: await cacheDir('tetragon', 'downloads'), name, what: `the Tetragon bundle ${url}`, transport: httpTransport(url) });
 }
 
 /** A tarball is unpacked once into the cache, under its sha256. */
 async function unpack(tarball: string): Promise<string> {
-  const digest = await sha256(tarball);
+  const digest = await sha256File(tarball);
   const dir = join(await cacheDir('tetragon', 'bundles'), digest);
   if (existsSync(join(dir, '.complete'))) return dir;
   await mkdir(dir, { recursive: true });
@@ -110,6 +97,6 @@ export async function loadBundle(source: string): Promise<TetragonBundle> {
 }
 
 /** Pick, from the bundles given, the one for this arch; undefined when none is. */
-export function bundleFor(bundles: TetragonBundle[], arch: Arch): TetragonBundle | undefined {
+export function bundleFor(bundles: readonly TetragonBundle[], arch: Arch): TetragonBundle | undefined {
   return bundles.find((b) => b.arch === arch);
 }

@@ -1,0 +1,86 @@
+/**
+ * `run.json`: what a run was asked (matrix, policies and their hashes, lock, suites,
+ * triggers, agent bundles), with which tools, and every cell's facts. Written once
+ * the facts are known and before the first check, atomically; `table`, `baseline`
+ * and `--resume` read it instead of guessing facts from cell ids.
+ *
+ * Invariant: `inputsSha256` hashes only what decides the verdicts (contents, not
+ * paths), so two runs of the same inputs on two machines (or two shards of one run)
+ * have the same one.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { CellFacts } from './facts.js';
+import { schemaValidator } from './schemas.js';
+import { YamlInput } from './yaml-input.js';
+
+export const RUN_FILE = 'run.json';
+
+/** A file that decides verdicts: where it was given, and its content hash. */
+export interface InputFile {
+  path: string;
+  sha256: string;
+}
+
+export interface RunInputs {
+  /** null: the built-in default matrix. */
+  matrix: InputFile | null;
+  /** The `--cells` globs, or null for every cell of the matrix. */
+  cells: string | null;
+  suites: string[];
+  /** Each policy file, named relative to the `--policies` root it was found under. */
+  policies: { roots: string[]; files: InputFile[] };
+  /** The TracingPolicy CRD source (`--schema`), as given. */
+  schema: string | null;
+  lock: InputFile | null;
+  /** The trigger catalogue (the shipped one, or the files given with --triggers), when a suite runs triggers. */
+  triggers: { source: 'catalogue' | 'files'; sha256: string } | null;
+  /** Agent bundles and flags, when a suite runs an agent. */
+  agent: { bundles: { arch: string; version: string; sha256: string }[]; args: string[]; boots: number | 'auto' } | null;
+}
+
+export interface RunManifest {
+  schemaVersion: 1;
+  bpfgate: string;
+  startedAt: string;
+  inputs: RunInputs;
+  inputsSha256: string;
+  /** node, and per platform its tools' version lines. */
+  tools: Record<string, Record<string, string> | string>;
+  cells: CellFacts[];
+}
+
+/**
+ * The hash that says two runs were asked the same thing: the contents that decide
+ * verdicts, not where they were read from (a shard run from another directory or
+ * machine hashes the same).
+ */
+export function inputsHash(inputs: RunInputs): string {
+  const decisive = {
+    matrix: inputs.matrix?.sha256 ?? null,
+    cells: inputs.cells,
+    suites: inputs.suites,
+    policies: inputs.policies.files,
+    lock: inputs.lock?.sha256 ?? null,
+    triggers: inputs.triggers,
+    agent: inputs.agent,
+  };
+  return createHash('sha256').update(JSON.stringify(decisive)).digest('hex');
+}
+
+export async function writeRunManifest(outDir: string, manifest: RunManifest): Promise<void> {
+  const file = join(outDir, RUN_FILE);
+  const tmp = `${file}.${process.pid}.tmp`;
+  await writeFile(tmp, `${JSON.stringify(manifest, null, 2)}\n`);
+  await rename(tmp, file);
+}
+
+/** The run.json of an output directory; undefined when there is none (a run of bpfgate before 0.2). */
+export async function readRunManifest(outDir: string): Promise<RunManifest | undefined> {
+  const file = join(outDir, RUN_FILE);
+  if (!existsSync(file)) return undefined;
+  const input = await YamlInput.read(file, { missing: 'run-manifest-unreadable', syntax: 'run-manifest-malformed' }, 'run manifest', { dialect: 'json' });
+  return input.validate(schemaValidator<RunManifest>('run'), 'run-manifest-malformed');
+}

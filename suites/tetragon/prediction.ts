@@ -1,0 +1,42 @@
+/**
+ * Prediction against reality: where the kernel lane (policies suite) and an agent
+ * (tetragon suite) both ran on a cell, every policy whose kernel-lane verdict and
+ * agent load state disagree. That is where either bpfgate or Tetragon is wrong. A
+ * cross check: it reads the two suites' results of the cell and nothing else.
+ */
+import type { CheckDraft, CheckResult } from '../../core/check.js';
+import type { CrossCheck } from '../../core/suite.js';
+import type { Cell } from '../../matrix/cell.js';
+
+export function comparePrediction(cell: Cell, results: readonly CheckResult[]): CheckDraft[] {
+  const mine = results.filter((r) => r.cell === cell.id);
+  const out: CheckDraft[] = [];
+  for (const load of mine.filter((r) => r.check === 'tetragon:load')) {
+    const kernel = mine.find((r) => r.subject === load.subject && r.check === 'hooks');
+    // Nothing to compare where either lane has no verdict (an infra error, a skip).
+    if (!kernel || load.status === 'error' || load.status === 'skip' || kernel.status === 'error') continue;
+    const kernelSaysWorks = kernel.status === 'pass' || kernel.reason === 'untested' || kernel.reason === 'not-fired';
+    const agentLoaded = load.status === 'pass';
+    // lsm-inactive policies load fine and never fire: the agent loading them agrees with the kernel lane.
+    const kernelSaysLoads = kernelSaysWorks || kernel.reason === 'lsm-inactive';
+    const agree = kernelSaysLoads === agentLoaded;
+    out.push({
+      subject: load.subject,
+      check: 'prediction',
+      status: agree ? 'pass' : 'fail',
+      reason: agree ? null : (agentLoaded ? kernel.reason : load.reason),
+      evidence: { kernelLane: { status: kernel.status, reason: kernel.reason }, tetragon: { status: load.status, reason: load.reason, ...load.evidence } },
+      durationMs: 0,
+      ...(load.source ? { source: load.source } : {}),
+    });
+  }
+  return out;
+}
+
+/** Filed under the tetragon suite, as the agent's half of the comparison. */
+export const predictionCheck: CrossCheck = {
+  suite: 'tetragon',
+  lane: 'tetragon-vm',
+  needs: ['policies', 'tetragon'],
+  judge: comparePrediction,
+};
