@@ -13,6 +13,8 @@ import type { Arch } from '../matrix/cell.js';
 import { loadConfig, type ConfigFile } from './config.js';
 import { reportError, usageOutput } from './errors.js';
 import { baselineCommand } from './commands/baseline.js';
+import { clusterUpCommand } from './commands/cluster.js';
+import { CLUSTER_MATRIX_FILE } from '../matrix/assets.js';
 import { kernelsCommand } from './commands/kernels.js';
 import { lintCommand } from './commands/lint.js';
 import { reproCommand } from './commands/repro.js';
@@ -72,7 +74,7 @@ program
   .description('run the suites on the matrix and write results.jsonl, junit.xml and the tables')
   .option('--matrix <file>', 'matrix file (default: the built-in default matrix)')
   .option('--policies <paths>', 'policy files or directories (repeatable, comma-separated)', list)
-  .option('--suite <names>', 'suites to run: static, probe, policies, tetragon, repro (comma-separated)', list)
+  .option('--suite <names>', 'suites to run: static, probe, policies, tetragon, cluster, repro (comma-separated)', list)
   .option('--triggers <paths>', 'trigger files or directories instead of the shipped ATT&CK catalogue', list)
   .option('--tetragon <bundles>', 'Tetragon release tarballs, directories or URLs (one per arch) for the tetragon suite', list)
   .option('--tetragon-args <flags>', 'extra agent flags, split as a shell splits words (e.g. "--disable-kprobe-multi")', agentArgs)
@@ -85,21 +87,29 @@ program
   .option('--schema <file|dir|url>', 'TracingPolicy CRD for the static suite')
   .option('--lock <file>', 'kernel lock file (bpfgate kernels lock) to run on the same bits')
   .option('--timeout <seconds>', 'per-cell timeout (default: boot allowance plus suite budgets)', positiveInt)
-  .action(async (o: { matrix?: string; policies?: string[]; suite?: string[]; cells?: string; jobs?: number; out: string; baseline?: string; resume: boolean; schema?: string; lock?: string; timeout?: number; triggers?: string[]; tetragon?: string[]; tetragonArgs?: string[]; tetragonBoots: number | 'auto' }) => {
+  .option('--kubeconfig <file>', 'run on an existing cluster: its nodes are the cells (the kubeconfig platform)')
+  .option('--kubernetes <paths>', 'Kubernetes binaries for a qemu-cluster matrix: directories, release tarballs or URLs (comma-separated)', list)
+  .option('--chart <ref>', "the agent's Helm chart for the cluster suite: a reference, a directory or a .tgz")
+  .option('--helm <path>', 'the helm binary (default: helm from PATH)')
+  .option('--helm-values <files>', "values files for the chart, on top of bpfgate's (comma-separated)", list)
+  .option('--cri', "turn on the agent's CRI lookup and cgidmap (tetragon.cri, tetragon.cgidmap)", false)
+  .option('--cri-socket <path>', "the container runtime's socket on qemu-cluster nodes (e.g. K3s's /run/k3s/containerd/containerd.sock)")
+  .action(async (o: { matrix?: string; policies?: string[]; suite?: string[]; cells?: string; jobs?: number; out: string; baseline?: string; resume: boolean; schema?: string; lock?: string; timeout?: number; triggers?: string[]; tetragon?: string[]; tetragonArgs?: string[]; tetragonBoots: number | 'auto'; kubeconfig?: string; kubernetes?: string[]; chart?: string; helm?: string; helmValues?: string[]; cri: boolean; criSocket?: string }) => {
     const policies = o.policies ?? config.policies ?? [];
-    const suites = o.suite ?? config.suites ?? (policies.length ? ['static', 'probe', 'policies'] : ['probe']);
     const opt = <T>(v: T | undefined, c: T | undefined) => v ?? c;
     exitCode = await runCommand({
-      policies, suites, resume: o.resume,
+      policies, resume: o.resume,
       out: o.out !== 'bpfgate-out' ? o.out : (config.out ?? o.out),
-      ...defined({ matrix: opt(o.matrix, config.matrix), cells: opt(o.cells, config.cells), jobs: opt(o.jobs, config.jobs),
-        baseline: opt(o.baseline, config.baseline), schema: opt(o.schema, config.schema), lock: opt(o.lock, config.lock), timeoutSec: o.timeout, triggers: o.triggers, tetragon: o.tetragon, tetragonArgs: o.tetragonArgs, tetragonBoots: o.tetragonBoots }),
+      ...defined({ suites: o.suite ?? config.suites, matrix: opt(o.matrix, config.matrix), cells: opt(o.cells, config.cells), jobs: opt(o.jobs, config.jobs),
+        baseline: opt(o.baseline, config.baseline), schema: opt(o.schema, config.schema), lock: opt(o.lock, config.lock), timeoutSec: o.timeout, triggers: o.triggers, tetragon: o.tetragon, tetragonArgs: o.tetragonArgs, tetragonBoots: o.tetragonBoots,
+        chart: o.chart, helm: o.helm, helmValues: o.helmValues, cri: o.cri || undefined, kubeconfig: o.kubeconfig,
+        platformSettings: defined({ kubeconfig: o.kubeconfig, kubernetes: o.kubernetes, criSocket: o.criSocket }) }),
     });
   });
 
 program
   .command('repro')
-  .description('reproduce named bugs: ringbuf-pagesize, lsm-inactive, arm64-trampoline, or all')
+  .description('reproduce named bugs: ringbuf-pagesize, lsm-inactive, arm64-trampoline (QEMU cells), cri-socket-stale (the host\'s containerd, as root), or all')
   .argument('<names...>', 'bug names, or all')
   .option('--matrix <file>', 'matrix file (default: the built-in default matrix)')
   .option('--cells <globs>', 'only the cells whose id matches')
@@ -125,6 +135,21 @@ program
   .requiredOption('--from <dir>', 'results directory (or its results.jsonl)')
   .action(async (o: { from: string }) => {
     exitCode = await baselineCommand(o);
+  });
+
+program
+  .command('cluster')
+  .description('an assembled cluster (control plane on the host, one QEMU node per cell)')
+  .command('up')
+  .description('start the cluster of a qemu-cluster matrix and keep it running until Ctrl-C; writes a kubeconfig')
+  .option('--matrix <file>', 'a matrix with platform: qemu-cluster (default: the built-in matrix/cluster.yaml)')
+  .option('--cells <globs>', 'only the cells whose id matches')
+  .requiredOption('--kubernetes <paths>', 'Kubernetes binaries: directories, release tarballs or URLs (comma-separated)', list)
+  .option('--tetragon <bundles>', 'Tetragon release bundles whose agent images every node holds', list)
+  .option('--kubeconfig-out <file>', 'where the admin kubeconfig goes', 'bpfgate-cluster.kubeconfig')
+  .option('--cri-socket <path>', "the container runtime's socket on the nodes")
+  .action(async (o: { matrix?: string; cells?: string; kubernetes: string[]; tetragon?: string[]; kubeconfigOut: string; criSocket?: string }) => {
+    exitCode = await clusterUpCommand({ matrix: o.matrix ?? CLUSTER_MATRIX_FILE, kubernetes: o.kubernetes, tetragon: o.tetragon ?? [], kubeconfigOut: o.kubeconfigOut, ...defined({ cells: o.cells, criSocket: o.criSocket }) });
   });
 
 const kernels = program.command('kernels').description('the kernel catalogue, its cache, and a lock file of resolved versions');

@@ -6,7 +6,8 @@ import type { Reason } from './reasons.js';
 
 export type CheckStatus = 'pass' | 'fail' | 'skip' | 'error';
 
-export type Lane = 'static' | 'kernel' | 'tetragon-vm' | 'kind' | 'k3s' | 'kubeconfig';
+/** `runtime`: a container runtime on the host (the containerd platform), no kernel of bpfgate's own. */
+export type Lane = 'static' | 'kernel' | 'tetragon-vm' | 'qemu-cluster' | 'kind' | 'k3s' | 'kubeconfig' | 'runtime';
 
 /** Where a subject comes from, so failures can be annotated on the policy line. */
 export interface SourceRef {

@@ -39,6 +39,8 @@ export interface CellFacts {
   config: Record<string, string>;
   /** How the cell's guests run, when the run boots it. */
   accel?: { accel: 'kvm' | 'tcg'; why: string };
+  /** A cluster cell's node: its name, its container runtime and that runtime's socket. */
+  node?: { name: string; runtime: string; criSocket: string };
   /** The agent a suite runs on this cell, when one does (e.g. Tetragon v1.5.0). */
   agent?: { name: string; version: string };
   /** The facts could not be gathered: every check of the cell is charged to this. */

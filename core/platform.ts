@@ -36,13 +36,24 @@ export interface PlatformEnv {
   lockFile?: string;
   /** Overrides the per-cell timeout the platform computes from the suites' budgets. */
   timeoutMs?: number;
+  /** What the user told the platforms (kubeconfig, binaries); each platform reads its own. */
+  settings: PlatformSettings;
 }
+
+/** Settings of the platforms, from the command line or config; each platform adds its own fields. */
+// eslint-disable-next-line @typescript-eslint/no-empty-interface
+export interface PlatformSettings {}
 
 /** A cell with its frozen facts and its kernel's whole config. */
 export interface DescribedCell {
   cell: Cell;
   facts: Readonly<CellFacts>;
   config: ReadonlyMap<string, string>;
+}
+
+/** A described cell about to start, with the sessions that will run on it. */
+export interface StartingCell<P extends PlatformName> extends DescribedCell {
+  sessions: readonly SuiteSession<PlatformSessions[P]>[];
 }
 
 /** One suite's session on a cell, with what the platform needs to know of the suite. */
@@ -71,8 +82,12 @@ export interface Platform<P extends PlatformName = PlatformName> {
    * needs its guest image and an accelerator). Throws an InfraError when they cannot be had.
    */
   describe(cell: Cell, opts: { booting: boolean }, env: PlatformEnv): Promise<{ facts: CellFacts; config: ReadonlyMap<string, string> }>;
-  /** Starts the platform for these cells. */
-  start(cells: readonly DescribedCell[], env: PlatformEnv): Promise<StartedPlatform<P>>;
+  /**
+   * Starts the platform for these cells. Each comes with the sessions that will run on it,
+   * so a platform that prepares all its cells at once (a cluster's nodes) can ask them
+   * what the cells need.
+   */
+  start(cells: readonly StartingCell<P>[], env: PlatformEnv): Promise<StartedPlatform<P>>;
 }
 
 export interface StartedPlatform<P extends PlatformName = PlatformName> extends AsyncDisposable {

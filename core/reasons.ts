@@ -31,8 +31,14 @@ export const REASONS = {
   'infra-tool-missing': 'a host tool bpfgate needs is not installed',
   'infra-kernel-invalid': 'the kernel image or its config file is unusable',
   'infra-guest-protocol': 'the guest output could not be parsed',
+  'infra-cluster-unreachable': 'the Kubernetes API server could not be reached, or refused a call bpfgate needs',
+  'infra-node-not-ready': 'a cluster node never became Ready',
+  'infra-agent-not-ready': 'the agent pod on a node never became Ready (crash loop, image, configuration): its events and log tail are the evidence',
+  'infra-chart': 'the agent\'s Helm chart could not be rendered or installed',
   'infra-guest-step': 'a guest step script exited non-zero (its exit status and output are the evidence)',
   'infra-guest-build': 'the guest image could not be built (a package file, a shared library or a BPF object is missing)',
+  'infra-runtime': 'the container runtime bpfgate started on the host (containerd, runc) failed: it did not start, a CRI call failed, or it left something behind',
+  'infra-privileges': 'bpfgate lacks a privilege the lane needs (root, for a private mount namespace and containerd)',
 } as const;
 
 export type Reason = keyof typeof REASONS;

@@ -53,6 +53,8 @@ export interface LiveSuite {
   kind: 'live';
   name: string;
   lane: Lane;
+  /** The lane its checks are filed under on a platform, where that differs from `lane` (a cluster suite: the platform's). */
+  lanes?: Partial<Record<Cell['platform'], Lane>>;
   /** Time this suite adds to a cell under emulation, on top of starting the cell. */
   budgetMs: number;
   sessions: SessionFactories;

@@ -10,3 +10,6 @@ export const MATRIX_SCHEMA_FILE = assetPath('matrix', 'schema', 'matrix.schema.j
 
 /** The design's default matrix, loaded through the same loader as a user's file. */
 export const DEFAULT_MATRIX_FILE = assetPath('matrix', 'default.yaml');
+
+/** The assembled cluster of the mission: an x86_64 node and an arm64 16K node. */
+export const CLUSTER_MATRIX_FILE = assetPath('matrix', 'cluster.yaml');

@@ -2,8 +2,13 @@
  * Cells: the places where policies run. Planning is pure: a matrix expands to
  * cells with stable ids, and nothing here touches the host.
  */
-/** The kernel-lane and tetragon-vm lanes share one QEMU cell; cluster lanes have their own. */
-export type Platform = 'qemu' | 'kind' | 'k3s' | 'kubeconfig';
+/**
+ * The kernel-lane and tetragon-vm lanes share one QEMU cell; cluster lanes have their own.
+ * `containerd` is the host itself running Debian's containerd in a private mount namespace
+ * (runners/containerd/): its one cell, `host-containerd`, is made by `bpfgate repro` for the
+ * runtime bugs, never by a matrix file (matrix.schema.json does not offer it).
+ */
+export type Platform = 'qemu' | 'qemu-cluster' | 'kind' | 'k3s' | 'kubeconfig' | 'containerd';
 
 export type Arch = 'x86_64' | 'arm64';
 /** Page size in KiB. */
@@ -27,7 +32,14 @@ export interface FileKernel {
   config: string;
 }
 
-export type KernelRef = DebianKernel | FileKernel;
+/** The kernel a cluster node already runs (a cell of an existing cluster): nothing to fetch or boot. */
+export interface RunningKernel {
+  kind: 'running';
+  /** The node it runs on. */
+  node: string;
+}
+
+export type KernelRef = DebianKernel | FileKernel | RunningKernel;
 
 export interface Cell {
   /** Stable id, e.g. "arm64-16k-6.12+nobpflsm". Used in paths, baselines and tables. */

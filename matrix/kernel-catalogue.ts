@@ -91,10 +91,12 @@ export const DEFAULT_KERNELS: readonly KernelEntry[] = KERNEL_CATALOGUE.filter((
 
 /**
  * The name of a kernel ref: `<suite>/<package>` for a Debian kernel (with `:<arch>` when
- * the package name does not say its architecture), `file:<image file name>` for a user's.
+ * the package name does not say its architecture), `file:<image file name>` for a user's,
+ * `node:<name>` for the kernel a cluster node runs.
  */
 export function kernelName(ref: KernelRef): string {
   if (ref.kind === 'file') return `file:${basename(ref.image)}`;
+  if (ref.kind === 'running') return `node:${ref.node}`;
   const saysArch = ref.package.endsWith(`-${ref.debArch}`) || ref.package.includes(`-${ref.debArch}-`);
   return saysArch ? `${ref.suite}/${ref.package}` : `${ref.suite}/${ref.package}:${ref.debArch}`;
 }
@@ -115,6 +117,7 @@ export function catalogueEntryFor(ref: KernelRef): KernelEntry | undefined {
 /** Whether two refs name the same kernel. */
 export function sameKernel(a: KernelRef, b: KernelRef): boolean {
   if (a.kind === 'file') return b.kind === 'file' && a.image === b.image && a.config === b.config;
+  if (a.kind === 'running') return b.kind === 'running' && a.node === b.node;
   return b.kind === 'debian' && a.suite === b.suite && a.package === b.package && a.debArch === b.debArch;
 }
 

@@ -85,7 +85,8 @@ function kernelProblems(k: KernelSpec, at: FieldPath): PlanProblem[] {
 /** Boot arguments only reach a kernel that bpfgate boots itself. */
 function bootProblems(spec: MatrixSpec): PlanProblem[] {
   const platform = spec.platform ?? 'qemu';
-  if (platform === 'qemu') return [];
+  // QEMU guests, alone or as a cluster's nodes, boot the kernel bpfgate gives them.
+  if (platform === 'qemu' || platform === 'qemu-cluster') return [];
   const withArgs = [
     ...(spec.boot ?? []).map((b, i) => ({ b, path: ['boot', i, 'args'] as FieldPath })),
     ...(spec.include ?? []).flatMap((inc, i) => (inc.boot ? [{ b: inc.boot, path: ['include', i, 'boot', 'args'] as FieldPath }] : [])),
@@ -93,7 +94,7 @@ function bootProblems(spec: MatrixSpec): PlanProblem[] {
   return withArgs.map(({ path }) => ({
     code: 'matrix-invalid',
     path,
-    message: `expected no boot args with platform ${platform}: boot arguments apply only to qemu cells`,
+    message: `expected no boot args with platform ${platform}: boot arguments apply only to kernels bpfgate boots (qemu, qemu-cluster)`,
   }));
 }
 

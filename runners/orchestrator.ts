@@ -20,11 +20,12 @@ import { checkKey, type CheckDraft, type CheckResult, type Lane } from '../core/
 import { BpfgateError, InfraError } from '../core/errors.js';
 import type { EventBus } from '../core/events.js';
 import type { CellFacts } from '../core/facts.js';
-import type { CellSink, DescribedCell, Platform, PlatformEnv, StartedPlatform, SuiteSession } from '../core/platform.js';
+import type { CellSink, DescribedCell, Platform, PlatformEnv, PlatformSettings, StartedPlatform, SuiteSession } from '../core/platform.js';
 import type { Reason } from '../core/reasons.js';
 import type { ResultStore } from '../core/results-store.js';
 import type { CellContext, CrossCheck, LiveSuite, StaticSuite, Suite } from '../core/suite.js';
 import type { Cell, Platform as PlatformId } from '../matrix/cell.js';
+import { kernelName } from '../matrix/kernel-catalogue.js';
 import type { PolicyDocument } from '../policy/index.js';
 import type { Policy, PolicyProblem } from '../policy/model.js';
 import { policySubjects } from '../policy/subjects.js';
@@ -46,6 +47,8 @@ export interface RunOptions {
   timeoutMs?: number;
   /** A lock file pinning kernel package versions. */
   lockFile?: string;
+  /** What the user told the platforms (a kubeconfig, Kubernetes binaries). */
+  platformSettings?: PlatformSettings;
   /** Aborted on SIGINT/SIGTERM. */
   signal?: AbortSignal;
   /** Every cell's facts and the platforms' tool versions, before the first check: run.json. */
@@ -77,7 +80,7 @@ function unknownFacts(cell: Cell, reason: Reason, message: string): CellFacts {
     platform: cell.platform,
     arch: cell.arch,
     pageKiB: cell.pageSize,
-    kernel: { name: cell.kernel.kind === 'debian' ? `${cell.kernel.suite}/${cell.kernel.package}` : `file:${cell.kernel.image}`, release: 'unknown' },
+    kernel: { name: kernelName(cell.kernel), release: 'unknown' },
     bootArgs: [...cell.bootArgs],
     lsm: [],
     config: {},
@@ -130,6 +133,7 @@ export async function runMatrix(opts: RunOptions): Promise<RunOutcome> {
     log: (level, message) => bus.emit({ type: 'log', level, message }),
     ...(opts.lockFile ? { lockFile: opts.lockFile } : {}),
     ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}),
+    settings: opts.platformSettings ?? {},
   };
   bus.emit({ type: 'run-start', cells: opts.cells.map((c) => c.id), suites: opts.suites.map((s) => s.name) });
 
@@ -168,28 +172,47 @@ export async function runMatrix(opts: RunOptions): Promise<RunOutcome> {
     return prior !== undefined && prior.status !== 'error';
   };
 
-  // 3. Live suites need the platforms started; disposing them stops whatever still runs.
+  // Each cell's context, its sink, and the session each live suite offers its platform.
+  const runs = described.map((d) => prepareCell(d));
+
+  // 2. Static suites: the facts are known, nothing boots.
+  for (const run of runs) {
+    for (const suite of staticSuites) {
+      const t0 = Date.now();
+      for (const draft of suite.run(run.ctx)) run.record(suite.name, suite.lane, { ...draft, durationMs: draft.durationMs || Date.now() - t0 });
+    }
+  }
+
+  // 3. Live suites on the started platforms; disposing them stops whatever still runs.
   const started = new Map<PlatformId, StartedPlatform>();
+  const startFailures = new Map<PlatformId, InfraError>();
   try {
     if (booting && !signal.aborted) {
       for (const [id, platform] of platforms) {
-        started.set(id, await platform.start(described.filter((d) => d.cell.platform === id), env));
+        const cells = runs.filter((r) => r.described.cell.platform === id && r.sessions.length > 0);
+        if (cells.length === 0) continue;
+        try {
+          started.set(id, await platform.start(cells.map((r) => ({ ...r.described, sessions: r.sessions as SuiteSession<never>[] })), env));
+        } catch (err) {
+          if (signal.aborted) break;
+          if (!(err instanceof InfraError)) throw err;
+          startFailures.set(id, err);
+        }
       }
     }
-    await Promise.all(described.map((d) => runCell(d)));
+    await Promise.all(runs.map((run) => runLive(run)));
   } finally {
     for (const handle of started.values()) await handle[Symbol.asyncDispose]();
   }
 
-  async function runCell(d: DescribedCell): Promise<void> {
+  function prepareCell(d: DescribedCell) {
     const { cell } = d;
     const ctx: CellContext = Object.freeze({ cell, facts: d.facts, config: d.config, policies, policyProblems, fileProblems, subjects });
     const results: CheckResult[] = store.all().filter((r) => r.cell === cell.id);
-    let ok = d.facts.error === undefined;
-    let startedAt = 0;
+    const state = { ok: d.facts.error === undefined, startedAt: 0 };
     const record = (suite: string, lane: Lane, draft: CheckDraft) => {
       if (signal.aborted || finished(cell.id, lane, suite, draft.subject, draft.check)) return;
-      if (draft.status === 'error') ok = false;
+      if (draft.status === 'error') state.ok = false;
       const result: CheckResult = {
         cell: cell.id, lane, suite, subject: draft.subject, check: draft.check, status: draft.status, reason: draft.reason,
         evidence: draft.evidence, durationMs: draft.durationMs, ...(draft.source ? { source: draft.source } : {}),
@@ -202,38 +225,46 @@ export async function runMatrix(opts: RunOptions): Promise<RunOutcome> {
       record,
       slot: (work) =>
         slot(() => {
-          if (!startedAt) {
-            startedAt = Date.now();
+          if (!state.startedAt) {
+            state.startedAt = Date.now();
             bus.emit({ type: 'cell-start', cell: cell.id });
           }
           return work();
         }),
     };
-
-    // 2. Static suites: the facts are known, nothing boots.
-    for (const suite of staticSuites) {
-      const t0 = Date.now();
-      for (const draft of suite.run(ctx)) record(suite.name, suite.lane, { ...draft, durationMs: draft.durationMs || Date.now() - t0 });
-    }
-
-    // 3. Live suites, through the adapter each offers the cell's platform.
-    const handle = started.get(cell.platform);
     const sessions: SuiteSession<unknown>[] = [];
     for (const suite of liveSuites) {
+      const lane = suite.lanes?.[cell.platform] ?? suite.lane;
       const make = (suite.sessions as Record<string, ((c: CellContext) => unknown) | undefined>)[cell.platform];
       if (!make) {
-        record(suite.name, suite.lane, {
+        record(suite.name, lane, {
           subject: cell.id, check: 'platform', status: 'skip', reason: null,
           evidence: { why: `the ${suite.name} suite has no adapter for ${cell.platform} cells` }, durationMs: 0,
         });
         continue;
       }
-      sessions.push({ suite: suite.name, lane: suite.lane, budgetMs: suite.budgetMs, session: make(ctx) });
+      sessions.push({ suite: suite.name, lane, budgetMs: suite.budgetMs, session: make(ctx) });
     }
-    if (handle && sessions.length > 0 && !signal.aborted) {
+    return { described: d, ctx, results, state, record, sink, sessions };
+  }
+
+  async function runLive(run: ReturnType<typeof prepareCell>): Promise<void> {
+    const { cell } = run.described;
+    const handle = started.get(cell.platform);
+    const failure = startFailures.get(cell.platform);
+    if (failure && !signal.aborted) {
+      // The platform never started (a control plane that did not come up): every check it owed says why.
+      const reason: Reason = failure.code.startsWith('infra-') ? (failure.code as Reason) : 'infra-cluster-unreachable';
+      for (const { suite, lane, session } of run.sessions) {
+        for (const p of (session as { planned(): { subject: string; check: string }[] }).planned()) {
+          run.record(suite, lane, { ...p, status: 'error', reason, evidence: { error: failure.message }, durationMs: 0 });
+        }
+      }
+    }
+    if (handle && run.sessions.length > 0 && !signal.aborted) {
       try {
-        const outcome = await (handle as StartedPlatform).run(d, sessions as SuiteSession<never>[], sink);
-        ok = outcome.ok && ok;
+        const outcome = await (handle as StartedPlatform).run(run.described, run.sessions as SuiteSession<never>[], run.sink);
+        run.state.ok = outcome.ok && run.state.ok;
       } catch (err) {
         if (!(err instanceof Interrupted) && !signal.aborted) throw err;
       }
@@ -242,9 +273,9 @@ export async function runMatrix(opts: RunOptions): Promise<RunOutcome> {
 
     // 4. Cross checks over what the cell's suites answered.
     for (const cross of crossChecks) {
-      for (const draft of cross.judge(cell, results)) record(cross.suite, cross.lane, draft);
+      for (const draft of cross.judge(cell, run.results)) run.record(cross.suite, cross.lane, draft);
     }
-    bus.emit({ type: 'cell-end', cell: cell.id, ok, durationMs: startedAt ? Date.now() - startedAt : 0 });
+    bus.emit({ type: 'cell-end', cell: cell.id, ok: run.state.ok, durationMs: run.state.startedAt ? Date.now() - run.state.startedAt : 0 });
   }
 
   return end(described.map((d) => d.facts));

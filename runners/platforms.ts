@@ -8,6 +8,8 @@ import type { Platform as PlatformId } from '../matrix/cell.js';
 
 const PLATFORMS: Partial<Record<PlatformId, () => Promise<Platform>>> = {
   qemu: async () => new (await import('./qemu/platform.js')).QemuPlatform(),
+  'qemu-cluster': async () => new (await import('./qemu-cluster/platform.js')).QemuClusterPlatform(),
+  kubeconfig: async () => new (await import('./kubeconfig/platform.js')).KubeconfigPlatform(),
 };
 
 /** A fresh instance of the named platform for one run, or undefined when it is not built. */

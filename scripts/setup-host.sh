@@ -2,11 +2,14 @@
 # Installs the host tools bpfgate needs, from the machine's own Debian package sources:
 # QEMU for both arches (guests run under TCG when KVM cannot boot them), clang/llvm with
 # the bpf target and libbpf headers for the guest's probe objects, busybox-static, cpio,
-# and Chromium for the HTML table's browser test. Kernels and guest packages are fetched
-# later by bpfgate itself through its private apt configuration.
+# Chromium for the HTML table's browser test, and containerd with runc for the
+# cri-socket-stale repro (bpfgate starts its own containerd in a private mount namespace;
+# the package's service is never started or used). util-linux (unshare, nsenter) is
+# essential on Debian. Kernels and guest packages are fetched later by bpfgate itself
+# through its private apt configuration.
 set -euo pipefail
 PACKAGES=(qemu-system-x86 qemu-system-arm clang llvm libbpf-dev linux-libc-dev busybox-static
-  cpio file xz-utils zstd binutils ca-certificates chromium)
+  cpio file xz-utils zstd binutils ca-certificates chromium containerd runc)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -10,6 +10,7 @@ import type { RunInputs } from '../core/run-manifest.js';
 import { policiesSuite } from './policies/index.js';
 import { probeSuite } from './probe/index.js';
 import { reproSuite } from './repro/index.js';
+import { clusterSuite } from './cluster/index.js';
 import { staticSuite } from './static.js';
 import { tetragonNotConfigured, tetragonSuite } from './tetragon/index.js';
 import { predictionCheck } from './tetragon/prediction.js';
@@ -26,6 +27,14 @@ export interface SuiteOptions {
   tetragonArgs?: string[];
   /** Boots per cell for the tetragon suite (default auto). */
   tetragonBoots?: number | 'auto';
+  /** The agent's Helm chart for the cluster suite (a reference, a directory or a .tgz). */
+  chart?: string;
+  /** The helm binary (default: helm from PATH). */
+  helm?: string;
+  /** The user's values files for the chart, on top of bpfgate's. */
+  helmValues?: string[];
+  /** The cluster suite turns on the agent's CRI lookup and cgidmap. */
+  cri?: boolean;
 }
 
 async function triggersOf(opts: SuiteOptions) {
@@ -56,6 +65,17 @@ export const SUITES: Record<string, { about: string; make(opts: SuiteOptions): P
     about: 'the named bug reproductions (see bpfgate repro)',
     make: async () => reproSuite(),
   },
+  cluster: {
+    about: 'Tetragon on a Kubernetes cluster (qemu-cluster or --kubeconfig): every node\'s load state, triggers as pods, events and their pod metadata',
+    make: async (opts) =>
+      clusterSuite(await triggersOf(opts), {
+        bundles: await Promise.all((opts.tetragon ?? []).map(loadBundle)),
+        helm: opts.helm ?? 'helm',
+        valuesFiles: opts.helmValues ?? [],
+        ...(opts.chart ? { chart: opts.chart } : {}),
+        ...(opts.cri ? { cri: true } : {}),
+      }),
+  },
 };
 
 /** Checks over two suites' results of a cell; the orchestrator runs those whose suites are all in the run. */
@@ -69,8 +89,8 @@ async function sha256File(path: string): Promise<string> {
 
 /** What the suites are made from, as run.json records it. */
 async function suiteInputs(names: readonly string[], opts: SuiteOptions): Promise<Pick<RunInputs, 'triggers' | 'agent'>> {
-  const triggers = names.some((n) => n === 'policies' || n === 'tetragon') ? await triggersOf(opts) : undefined;
-  const bundles = names.includes('tetragon') && opts.tetragon?.length ? await Promise.all(opts.tetragon.map(loadBundle)) : [];
+  const triggers = names.some((n) => n === 'policies' || n === 'tetragon' || n === 'cluster') ? await triggersOf(opts) : undefined;
+  const bundles = (names.includes('tetragon') || names.includes('cluster')) && opts.tetragon?.length ? await Promise.all(opts.tetragon.map(loadBundle)) : [];
   return {
     triggers: triggers ? { source: opts.triggers?.length ? 'files' : 'catalogue', sha256: createHash('sha256').update(JSON.stringify(triggers)).digest('hex') } : null,
     agent: bundles.length

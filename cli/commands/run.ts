@@ -26,11 +26,17 @@ import { readLockFile } from '../../runners/qemu/lockfile.js';
 import { CROSS_CHECKS, resolveSuites, type SuiteOptions } from '../../suites/registry.js';
 import { interruptOnSignals } from '../interrupt.js';
 import { plainProgress, terminalProgress } from '../progress.js';
+import type { PlatformSettings } from '../../core/platform.js';
+import { nodeCells } from '../../runners/kubeconfig/platform.js';
 
 export interface RunCommandOptions extends SuiteOptions {
   matrix?: string;
   policies: string[];
-  suites: string[];
+  /** Default: static, probe, policies with policies (probe alone without) on QEMU cells; static, cluster on a cluster's. */
+  suites?: string[];
+  /** An existing cluster: its nodes are the cells. */
+  kubeconfig?: string;
+  platformSettings?: PlatformSettings;
   cells?: string;
   jobs?: number;
   out: string;
@@ -42,13 +48,21 @@ export interface RunCommandOptions extends SuiteOptions {
   out_stream?: NodeJS.WritableStream;
 }
 
-export async function planCells(matrix: string | undefined, cells: string | undefined): Promise<Cell[]> {
-  const loaded = matrix ? await loadMatrix(matrix) : await loadDefaultMatrix();
-  const selected = cells ? selectCells(loaded.cells, cells) : loaded.cells;
+export async function planCells(matrix: string | undefined, cells: string | undefined, kubeconfig?: string): Promise<Cell[]> {
+  if (kubeconfig && matrix) throw new BpfgateError('usage', '--kubeconfig and --matrix exclude each other: the cells are either the cluster\'s nodes or the matrix\'s');
+  // An existing cluster's cells are its nodes: found, not planned.
+  const all = kubeconfig ? await nodeCells(kubeconfig) : (matrix ? await loadMatrix(matrix) : await loadDefaultMatrix()).cells;
+  const selected = cells ? selectCells(all, cells) : all;
   if (selected.length === 0) {
-    throw new BpfgateError('usage', `--cells ${cells} matches none of ${loaded.cells.map((c) => c.id).join(', ')}`);
+    throw new BpfgateError('usage', `--cells ${cells} matches none of ${all.map((c) => c.id).join(', ')}`);
   }
   return selected;
+}
+
+/** The suites a run asks when none are named: what the cells' platform answers. */
+function defaultSuites(cells: readonly Cell[], policies: readonly string[]): string[] {
+  if (cells.every((c) => c.platform !== 'qemu')) return policies.length ? ['static', 'cluster'] : ['cluster'];
+  return policies.length ? ['static', 'probe', 'policies'] : ['probe'];
 }
 
 /** Exit code from the gate: an unexpected fail beats an unexpected infra error. */
@@ -113,8 +127,8 @@ export function runManifestWriter(outDir: string, inputs: RunInputs): NonNullabl
 export async function runCommand(opts: RunCommandOptions): Promise<number> {
   const out = opts.out_stream ?? process.stdout;
   const outDir = resolve(opts.out);
-  const resolved = await resolveSuites(opts.suites, opts);
-  const cells = await planCells(opts.matrix, opts.cells);
+  const cells = await planCells(opts.matrix, opts.cells, opts.kubeconfig);
+  const resolved = await resolveSuites(opts.suites ?? defaultSuites(cells, opts.policies), opts);
   // A lock file that cannot be read or is malformed is bad input (exit 2), said before anything boots.
   if (opts.lock) await readLockFile(opts.lock);
   const baseline: BaselineEntry[] = opts.baseline ? await loadBaseline(opts.baseline) : [];
@@ -147,6 +161,7 @@ export async function runCommand(opts: RunCommandOptions): Promise<number> {
     cells, suites: resolved.suites, crossChecks: CROSS_CHECKS, documents, outDir, store, bus,
     signal: interrupt.signal,
     onFacts: runManifestWriter(outDir, inputs),
+    ...(opts.platformSettings ? { platformSettings: opts.platformSettings } : {}),
     ...(opts.jobs ? { jobs: opts.jobs } : {}),
     ...(opts.timeoutSec ? { timeoutMs: opts.timeoutSec * 1000 } : {}),
     ...(opts.lock ? { lockFile: opts.lock } : {}),

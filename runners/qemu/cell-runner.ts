@@ -7,13 +7,13 @@
  * charged to the infrastructure, with the console tail as evidence; after an
  * interrupt nothing more is written, so `--resume` runs exactly what is missing.
  */
-import { copyFile, mkdir, open, readFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { CheckDraft, CheckStatus } from '../../core/check.js';
 import type { CellSink, DescribedCell, SuiteSession } from '../../core/platform.js';
 import type { Reason } from '../../core/reasons.js';
 import { findSplats } from './dmesg.js';
-import { buildOverlay } from './guest-image.js';
+import { buildOverlay, combineInitrd } from './guest-image.js';
 import type { GuestRecord } from './protocol.js';
 import type { GuestFile, QemuSession } from './session.js';
 import { failedSteps, stepFailureEvidence, stepNames, type StepFailure } from './steps.js';
@@ -53,23 +53,6 @@ interface BootEnd {
   /** Steps that failed or never ended, and which suite's they were. */
   failures: StepFailure[];
   steps: Map<string, string[]>;
-}
-
-/**
- * Concatenated cpio archives: the kernel unpacks them in order, the overlay last. It
- * skips zero bytes between archives and takes a plain (uncompressed) archive only at a
- * 4-byte aligned offset, so the base is padded to 4 bytes first.
- */
-async function combineInitrd(base: string, overlay: string, out: string): Promise<void> {
-  await copyFile(base, out);
-  const handle = await open(out, 'a');
-  try {
-    const { size } = await handle.stat();
-    if (size % 4) await handle.write(Buffer.alloc(4 - (size % 4)));
-    await handle.write(await readFile(overlay));
-  } finally {
-    await handle.close();
-  }
 }
 
 function infraReason(outcome: GuestOutcome): Reason {

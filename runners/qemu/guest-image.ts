@@ -17,7 +17,7 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chmod, copyFile, lstat, mkdir, mkdtemp, readdir, readFile, readlink, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, lstat, mkdir, mkdtemp, open, readdir, readFile, readlink, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, posix, relative, resolve as resolvePath } from 'node:path';
 import { PACKAGE_ROOT } from '../../core/assets.js';
@@ -27,6 +27,7 @@ import { DEBIAN_ARCH, type Arch } from '../../matrix/cell.js';
 import { privateApt, type PrivateApt, type ResolvedPackage } from './apt.js';
 import { assertToolOk, runHostTool } from './host-tools.js';
 import { packDirectory, stagedEntries } from './cpio.js';
+import { sha256File } from '../../core/download.js';
 
 /** Bump when the way an image is assembled changes, so cached images are rebuilt. */
 export const GUEST_IMAGE_LAYOUT_VERSION = 2;
@@ -105,6 +106,12 @@ export interface GuestImageOptions {
   bpfDir?: string;
   apt?: PrivateApt;
   onProgress?: (line: string) => void;
+  /** Host files added as they are (a kubelet, image archives), hashed into the cache key. */
+  extraFiles?: readonly { from: string; to: string; mode?: number }[];
+  /** gzip the archive (default); a big image boots faster uncompressed under TCG. */
+  compress?: boolean;
+  /** Tells image families apart in the cache (default `guest`: the kernel lane's). */
+  family?: string;
 }
 
 const inFlight = new Map<string, Promise<GuestImage>>();
@@ -123,8 +130,9 @@ export async function buildGuestImage(arch: Arch, opts: GuestImageOptions = {}):
   const apt = opts.apt ?? (await privateApt({ onLog: opts.onProgress ?? (() => {}) }));
   const debArch = DEBIAN_ARCH[arch];
   const resolved = await Promise.all(specs.map((s) => apt.resolve(s.package, s.suite, debArch)));
-  const inputs = await imageInputs(arch, specs, resolved, rootfsDir, bpfDir);
-  const dir = join(await cacheDir('guest'), `${arch}-${inputs.hash.slice(0, 16)}`);
+  const inputs = await imageInputs(arch, specs, resolved, rootfsDir, bpfDir, opts);
+  const family = opts.family ?? 'guest';
+  const dir = join(await cacheDir(family), `${arch}-${inputs.hash.slice(0, 16)}`);
   const cached = await readImageManifest(dir);
   if (cached) return { ...cached, path: join(dir, IMAGE_FILE), origin: 'cache' };
   let pending = inFlight.get(dir);
@@ -161,6 +169,7 @@ async function imageInputs(
   resolved: ResolvedPackage[],
   rootfsDir: string,
   bpfDir: string,
+  opts: GuestImageOptions = {},
 ): Promise<ImageInputs> {
   const clang = await clangIdentity();
   const hash = createHash('sha256');
@@ -183,6 +192,8 @@ async function imageInputs(
     if (st.isFile()) add(`bpf ${rel}`, await readFile(join(bpfDir, rel)));
   }
   add('clang', clang);
+  for (const f of opts.extraFiles ?? []) add(`extra ${f.to} ${(f.mode ?? 0o755).toString(8)}`, await sha256File(f.from));
+  add('compress', String(opts.compress ?? true));
   return { hash: hash.digest('hex'), clang };
 }
 
@@ -205,6 +216,47 @@ async function clangIdentity(): Promise<string> {
   return clangMemo;
 }
 
+/**
+ * Lays the packages' files out in `image`: each `take` copied to its place, and every
+ * shared library the binaries need (transitively), with the interpreter they request,
+ * from the packages marked `libraries`. The same userland serves a guest image and a
+ * container image. `work` is scratch space for the unpacked packages.
+ */
+export async function stageUserland(
+  arch: Arch,
+  specs: readonly GuestPackageSpec[],
+  resolved: readonly ResolvedPackage[],
+  debs: readonly string[],
+  image: string,
+  work: string,
+): Promise<void> {
+  // Unpack every package whole: they are small, and libraries may come from any of them.
+  const pkgRoots: string[] = [];
+  for (const [i, deb] of debs.entries()) {
+    const into = join(work, `${i}-${specs[i]?.package}`);
+    await mkdir(into, { recursive: true });
+    const r = await runHostTool('dpkg-deb', ['-x', deb, into], { providedBy: 'dpkg' });
+    assertToolOk(r, 'infra-guest-build', `dpkg-deb -x ${deb}`);
+    pkgRoots.push(into);
+  }
+  const libs = await libraryIndex(arch, specs, pkgRoots);
+  const binaries: string[] = [];
+  for (const [i, spec] of specs.entries()) {
+    for (const take of spec.take ?? []) {
+      const source = await resolveInRoot(pkgRoots[i] as string, take.from);
+      if (!source) {
+        throw new InfraError('infra-guest-build', `${spec.package} ${resolved[i]?.version} (${DEBIAN_ARCH[arch]}) has no ${take.from}`);
+      }
+      const target = join(image, take.to);
+      await mkdir(dirname(target), { recursive: true });
+      await copyFile(source, target);
+      await chmod(target, (await stat(source)).mode & 0o7777);
+      if (take.binary) binaries.push(target);
+    }
+  }
+  await addSharedLibraries(arch, image, binaries, libs);
+}
+
 async function assemble(
   arch: Arch,
   specs: readonly GuestPackageSpec[],
@@ -225,38 +277,19 @@ async function assemble(
     await mkdir(image, { recursive: true });
     for (const d of GUEST_DIRS) await mkdir(join(image, d), { recursive: true, mode: 0o755 });
 
-    // Unpack every package whole: they are small, and libraries may come from any of them.
-    const pkgRoots: string[] = [];
-    for (const [i, deb] of debs.entries()) {
-      const into = join(work, 'pkg', `${i}-${specs[i]?.package}`);
-      await mkdir(into, { recursive: true });
-      const r = await runHostTool('dpkg-deb', ['-x', deb, into], { providedBy: 'dpkg' });
-      assertToolOk(r, 'infra-guest-build', `dpkg-deb -x ${deb}`);
-      pkgRoots.push(into);
-    }
-
-    const libs = await libraryIndex(arch, specs, pkgRoots);
-    const binaries: string[] = [];
-    for (const [i, spec] of specs.entries()) {
-      for (const take of spec.take ?? []) {
-        const source = await resolveInRoot(pkgRoots[i] as string, take.from);
-        if (!source) {
-          throw new InfraError('infra-guest-build', `${spec.package} ${resolved[i]?.version} (${DEBIAN_ARCH[arch]}) has no ${take.from}`);
-        }
-        const target = join(image, take.to);
-        await mkdir(dirname(target), { recursive: true });
-        await copyFile(source, target);
-        await chmod(target, (await stat(source)).mode & 0o7777);
-        if (take.binary) binaries.push(target);
-      }
-    }
-    await addSharedLibraries(arch, image, binaries, libs);
+    await stageUserland(arch, specs, resolved, debs, image, join(work, 'pkg'));
 
     const bpfObjects = await compileBpfObjects(bpfDir, join(image, 'bpf'), arch);
     await copyTree(rootfsDir, image);
+    for (const f of opts.extraFiles ?? []) {
+      const target = join(image, f.to);
+      await mkdir(dirname(target), { recursive: true });
+      await copyFile(f.from, target);
+      await chmod(target, f.mode ?? 0o755);
+    }
 
     const out = join(work, IMAGE_FILE);
-    const packed = await packDirectory(image, out);
+    const packed = await packDirectory(image, out, opts.compress === false ? { gzipLevel: 0 } : {});
     const manifest: ImageManifest = {
       arch,
       sha256: packed.sha256,
@@ -504,5 +537,22 @@ export async function buildOverlay(files: readonly OverlayFile[], outFile: strin
     await packDirectory(root, outFile, opts.compress === false ? { gzipLevel: 0 } : {});
   } finally {
     await rm(work, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Concatenated cpio archives: the kernel unpacks them in order, the overlay last. It
+ * skips zero bytes between archives and takes a plain (uncompressed) archive only at a
+ * 4-byte aligned offset, so the base is padded to 4 bytes first.
+ */
+export async function combineInitrd(base: string, overlay: string, out: string): Promise<void> {
+  await copyFile(base, out);
+  const handle = await open(out, 'a');
+  try {
+    const { size } = await handle.stat();
+    if (size % 4) await handle.write(Buffer.alloc(4 - (size % 4)));
+    await handle.write(await readFile(overlay));
+  } finally {
+    await handle.close();
   }
 }

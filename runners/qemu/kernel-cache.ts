@@ -283,6 +283,7 @@ const inFlight = new Map<string, Promise<KernelArtifact>>();
  */
 export async function fetchKernel(ref: KernelRef, opts: FetchKernelOptions = {}): Promise<KernelArtifact> {
   if (ref.kind === 'file') return fileKernel(ref, opts);
+  if (ref.kind === 'running') throw new InfraError('infra-kernel-invalid', `${kernelName(ref)}: a kernel a cluster node already runs cannot be fetched or booted`);
   const locked = findLocked(opts.lock, ref);
   if (locked) {
     const hit = await cachedByDeb(ref, locked.sha256);
@@ -329,7 +330,7 @@ export async function fetchKernel(ref: KernelRef, opts: FetchKernelOptions = {})
  * (through the lock entry, a fresh resolution, or the last fetch of this ref).
  */
 export async function cachedKernel(ref: KernelRef, opts: { lock?: LockFile; apt?: PrivateApt } = {}): Promise<KernelArtifact | undefined> {
-  if (ref.kind === 'file') return undefined;
+  if (ref.kind !== 'debian') return undefined;
   const locked = findLocked(opts.lock, ref);
   if (locked) return cachedByDeb(ref, locked.sha256);
   const memo = await opts.apt?.memoized(ref.package, ref.suite, ref.debArch);

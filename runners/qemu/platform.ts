@@ -12,8 +12,9 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import type { CellFacts } from '../../core/facts.js';
 import { InfraError } from '../../core/errors.js';
-import type { CellSink, DescribedCell, Platform, PlatformEnv, StartedPlatform, SuiteSession } from '../../core/platform.js';
+import type { CellSink, DescribedCell, Platform, PlatformEnv, StartedPlatform, StartingCell, SuiteSession } from '../../core/platform.js';
 import type { Cell } from '../../matrix/cell.js';
+import { kernelName } from '../../matrix/kernel-catalogue.js';
 import { chooseAccel, type AccelChoice } from './accel.js';
 import { BOOT_SUITE, cellIsDone, chargeUnbootable, runQemuCell } from './cell-runner.js';
 import { kernelDerivedFacts } from './facts.js';
@@ -95,7 +96,7 @@ export class QemuPlatform implements Platform<'qemu'> {
     if (env.lockFile) this.lock ??= readLockFile(env.lockFile);
     const lock = this.lock ? await this.lock : undefined;
     const onProgress = (line: string) => env.log('info', `${cell.id}: ${line}`);
-    env.phase(cell.id, 'prepare', cell.kernel.kind === 'debian' ? `${cell.kernel.suite}/${cell.kernel.package}` : cell.kernel.image);
+    env.phase(cell.id, 'prepare', kernelName(cell.kernel));
     const { kernel, config, facts } = await kernelFacts(cell, { ...(lock ? { lock } : {}), onProgress });
     if (opts.booting) {
       const bootable = await bootableCell(cell, kernel, onProgress);
@@ -105,7 +106,7 @@ export class QemuPlatform implements Platform<'qemu'> {
     return { facts, config };
   }
 
-  async start(_cells: readonly DescribedCell[], env: PlatformEnv): Promise<StartedPlatform<'qemu'>> {
+  async start(_cells: readonly StartingCell<'qemu'>[], env: PlatformEnv): Promise<StartedPlatform<'qemu'>> {
     return new StartedQemu(await mkdtemp(join(tmpdir(), 'bpfgate-')), this.bootable, env);
   }
 }

@@ -32,6 +32,24 @@ export interface GuestSpec {
   doneMarker?: string;
   /** Aborting kills the guest at once (an interrupted run). */
   signal?: AbortSignal;
+  /**
+   * QEMU user networking (no host interface, no privileges): the guest reaches the host's
+   * loopback at 10.0.2.2, and each forward makes a guest port reachable at a host address.
+   * The network is 10.0.0.0/8 so that traffic from a pod bridge behind the guest (proxy ARP)
+   * still gets an answer.
+   */
+  network?: { forwards: { hostAddress: string; hostPort: number; guestPort: number }[] };
+}
+
+/** The address of the host's loopback as a guest on QEMU user networking sees it. */
+export const HOST_FROM_GUEST = '10.0.2.2';
+/** The guest's own address on QEMU user networking. */
+export const GUEST_ADDRESS = '10.0.2.15';
+
+function networkArgs(network: GuestSpec['network']): string[] {
+  if (!network) return [];
+  const forwards = network.forwards.map((f) => `,hostfwd=tcp:${f.hostAddress}:${f.hostPort}-:${f.guestPort}`).join('');
+  return ['-netdev', `user,id=n0,net=10.0.0.0/8,host=${HOST_FROM_GUEST},dns=10.0.2.3,dhcpstart=${GUEST_ADDRESS}${forwards}`, '-device', 'virtio-net-pci,netdev=n0'];
 }
 
 export type GuestStatus = 'done' | 'timeout' | 'exited';
@@ -53,7 +71,7 @@ export function qemuCommand(spec: GuestSpec): { binary: string; args: string[] }
   const memory = String(spec.memoryMiB ?? 1024);
   const smp = String(spec.smp ?? 1);
   const common = ['-m', memory, '-smp', smp, '-kernel', spec.kernel, '-initrd', spec.initrd,
-    '-nodefaults', '-display', 'none', '-monitor', 'none', '-serial', 'stdio', '-no-reboot'];
+    '-nodefaults', '-display', 'none', '-monitor', 'none', '-serial', 'stdio', '-no-reboot', ...networkArgs(spec.network)];
   // printk.time=1: the protocol parser recognises spliced kernel messages by their timestamp.
   const base = ['panic=-1', 'printk.time=1', 'quiet'];
   if (spec.arch === 'x86_64') {
@@ -98,6 +116,7 @@ export class RunningGuest implements AsyncDisposable {
   readonly outcome: Promise<GuestOutcome>;
   private readonly child: ResultPromise;
   private ended = false;
+  private tail = '';
 
   constructor(spec: GuestSpec, onRecord: (r: GuestRecord) => void, log: WriteStream) {
     const { binary, args } = qemuCommand(spec);
@@ -126,6 +145,7 @@ export class RunningGuest implements AsyncDisposable {
       const text = chunk.toString('latin1');
       log.write(chunk);
       tail = (tail + text).slice(-4000);
+      this.tail = tail;
       for (const record of parser.push(text)) {
         records.push(record);
         onRecord(record);
@@ -168,6 +188,11 @@ export class RunningGuest implements AsyncDisposable {
         });
       },
     );
+  }
+
+  /** The last console lines so far (a guest that runs until it is stopped: a cluster node). */
+  consoleTail(lines = 25): string {
+    return this.tail.replace(/\r/g, '').split('\n').filter((l) => l.trim()).slice(-lines).join('\n');
   }
 
   /** Kill the whole process group; safe to call twice. */

@@ -1,12 +1,15 @@
 /**
- * The named bug reproductions. Each bug says, per cell, whether it must show or
- * must not, and how to see it in the guest's probe records. A reproduction holds
- * only when the bug shows everywhere it must AND nowhere it must not.
+ * The named bug reproductions. A kernel bug says, per cell, whether it must show or
+ * must not, and how to see it in the guest's probe records; a runtime bug runs on the
+ * host's own container runtime (the containerd platform) and judges what its
+ * experiment saw (cri-socket.ts). A reproduction holds only when the bug shows
+ * everywhere it must AND nowhere it must not.
  */
 import type { CellFacts } from '../../core/facts.js';
 import type { Reason } from '../../core/reasons.js';
 import type { Cell } from '../../matrix/cell.js';
 import type { AttachResult, KernelFacts, RingbufResult } from '../probe/evidence.js';
+import { CRI_SOCKET_STALE } from './cri-socket.js';
 
 /** What the guest reported that the bugs are judged on. */
 export interface ProbeObservations {
@@ -25,16 +28,32 @@ export interface Observation {
   evidence: Record<string, unknown>;
 }
 
-export interface Bug {
+interface BugInfo {
   name: string;
   title: string;
   reason: Reason;
+  /** One line of a check's evidence for `bpfgate repro` (default: the first telling evidence keys). */
+  summary?(evidence: Record<string, unknown>): string;
+}
+
+/** A bug of the kernel, judged on QEMU cells from the probe step's records. */
+export interface KernelBug extends BugInfo {
+  kind: 'kernel';
   /** Whether the bug must show on a cell with these facts; undefined when the cell cannot tell. */
   expect(facts: Readonly<CellFacts>, config: ReadonlyMap<string, string>): Expectation | undefined;
   observe(o: ProbeObservations): Observation;
   /** Cells where `bpftool feature probe` also runs, to record what it claims beside what attaching shows. */
   wantsFeatureProbe?(cell: Cell): boolean;
 }
+
+/** A bug of a container runtime, reproduced on the host cell of the containerd platform; one check per `checks` entry. */
+export interface RuntimeBug extends BugInfo {
+  kind: 'runtime';
+  /** The checks it answers (its subject is the bug's name). */
+  checks: readonly string[];
+}
+
+export type Bug = KernelBug | RuntimeBug;
 
 /** "6.1.0-56-arm64" -> [6, 1]. */
 export function kernelVersion(release: string): [number, number] {
@@ -45,8 +64,9 @@ export function kernelVersion(release: string): [number, number] {
 const attachEvidence = (a: AttachResult | undefined) =>
   a ? { attached: a.attached, ...(a.hits !== undefined ? { hits: a.hits } : {}), ...(a.error ? { error: a.error } : {}) } : { missing: true };
 
-export const BUGS: Bug[] = [
+export const KERNEL_BUGS: KernelBug[] = [
   {
+    kind: 'kernel',
     name: 'ringbuf-pagesize',
     title: 'a 4096-byte BPF ring buffer is refused (EINVAL) on 16K pages, accepted on 4K',
     reason: 'ringbuf-pagesize',
@@ -62,6 +82,7 @@ export const BUGS: Bug[] = [
     },
   },
   {
+    kind: 'kernel',
     name: 'lsm-inactive',
     title: 'with bpf missing from the active LSM list an LSM program attaches and never runs',
     reason: 'lsm-inactive',
@@ -79,6 +100,7 @@ export const BUGS: Bug[] = [
     },
   },
   {
+    kind: 'kernel',
     name: 'arm64-trampoline',
     title: 'fentry, fmod_ret and LSM attach fail with 524 on arm64 before 6.4 (no DYNAMIC_FTRACE_WITH_DIRECT_CALLS), while bpftool feature probe calls them available',
     reason: 'trampoline-unsupported',
@@ -100,6 +122,9 @@ export const BUGS: Bug[] = [
     },
   },
 ];
+
+/** Every named bug: the kernel ones (QEMU cells), then the runtime ones (the host-containerd cell). */
+export const BUGS: Bug[] = [...KERNEL_BUGS, CRI_SOCKET_STALE];
 
 export function findBug(name: string): Bug | undefined {
   return BUGS.find((b) => b.name === name);

@@ -1,6 +1,6 @@
 /**
  * The repro suite: boots each cell with the probe step and judges every named
- * bug on it. One check per bug and cell: pass when the cell behaves as the bug
+ * kernel bug on it (the runtime bugs run on the host: cri-socket.ts). One check per bug and cell: pass when the cell behaves as the bug
  * says it must (shows where expected, absent elsewhere), with the evidence.
  */
 import type { CheckDraft, PlannedCheck } from '../../core/check.js';
@@ -9,13 +9,13 @@ import type { GuestRecord } from '../../runners/qemu/protocol.js';
 import type { GuestFile, QemuSession } from '../../runners/qemu/session.js';
 import { probeStepFile } from '../probe/index.js';
 import { readAttach, readFacts, readRingbuf } from '../probe/evidence.js';
-import { BUGS, type Bug, type ProbeObservations } from './bugs.js';
+import { KERNEL_BUGS, type KernelBug, type ProbeObservations } from './bugs.js';
 
 class ReproSession implements QemuSession {
   private readonly seen: ProbeObservations = { ringbufs: new Map(), attaches: new Map() };
   private readonly started = Date.now();
 
-  constructor(private readonly ctx: CellContext, private readonly bugs: Bug[]) {}
+  constructor(private readonly ctx: CellContext, private readonly bugs: KernelBug[]) {}
 
   guestFiles() {
     const files: GuestFile[] = [probeStepFile()];
@@ -70,7 +70,7 @@ class ReproSession implements QemuSession {
   }
 }
 
-export function reproSuite(bugs: Bug[] = BUGS): LiveSuite {
+export function reproSuite(bugs: KernelBug[] = KERNEL_BUGS): LiveSuite {
   return {
     kind: 'live',
     name: 'repro',

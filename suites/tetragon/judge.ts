@@ -23,7 +23,17 @@ import { findMatch, functionNameMatches, markerOf } from './match.js';
 import { appliedNamespace, type TetragonPlan } from './plan.js';
 import { selectorsMayPass } from './selectors.js';
 
-/** What one agent (one boot of a cell, later one node) reported once its policies were added. */
+/** The names of the lane's checks: `tetragon:*` in a QEMU guest, `cluster:*` on a cluster node. */
+export interface CheckNames {
+  load: string;
+  events: string;
+  fired: string;
+  agent: string;
+}
+
+export const VM_CHECKS: CheckNames = { load: 'tetragon:load', events: 'tetragon:events', fired: 'tetragon:fired', agent: 'tetragon:agent' };
+
+/** What one agent (one boot of a cell, or one cluster node) reported once its policies were added. */
 export interface AgentReport {
   /** The agent served its API and listed every policy with a settled state. */
   ready: boolean;
@@ -56,12 +66,12 @@ export interface AddAnswer {
  * waits for the listing (which tells enabled from partially enabled); a policy the load
  * budget left out is charged to the infrastructure, not to the policy.
  */
-export function judgeAdd(plan: TetragonPlan, answer: AddAnswer, durationMs: number): CheckDraft | undefined {
+export function judgeAdd(plan: TetragonPlan, answer: AddAnswer, durationMs: number, checks: CheckNames = VM_CHECKS): CheckDraft | undefined {
   const policy = plan.policies[answer.policy];
   if (!policy || answer.rc === '0') return undefined;
   // tetra gave up waiting, the agent did not: the listing says how the load ended.
   if (/DeadlineExceeded|context deadline exceeded/.test(answer.output)) return undefined;
-  const base = { subject: plan.subjects[answer.policy]!, check: 'tetragon:load', durationMs, source: policy.source };
+  const base = { subject: plan.subjects[answer.policy]!, check: checks.load, durationMs, source: policy.source };
   const boot = plan.bootCount > 1 ? { boot: plan.bootOf[answer.policy]! + 1 } : {};
   if (answer.rc === 'budget') {
     return { ...base, status: 'error', reason: 'infra-boot-timeout', evidence: { why: `not added: the load budget ran out at ${answer.at} s of guest uptime`, agent: plan.bundle?.version, ...boot } };
@@ -70,15 +80,16 @@ export function judgeAdd(plan: TetragonPlan, answer: AddAnswer, durationMs: numb
 }
 
 /** The load checks of the policies of one boot, from that boot's agent report. */
-export function judgeLoads(plan: TetragonPlan, boot: number, report: AgentReport, durationMs: number): CheckDraft[] {
+export function judgeLoads(plan: TetragonPlan, boot: number, report: AgentReport, durationMs: number, checks: CheckNames = VM_CHECKS): CheckDraft[] {
   return plan.policies.flatMap((p, i) => {
     if (plan.bootOf[i] !== boot) return [];
     const name = plan.names[i]!;
-    const state = report.states.find((s) => s.name === name && (s.namespace || undefined) === appliedNamespace(p));
+    const namespace = plan.namespaces ? plan.namespaces[i] : appliedNamespace(p);
+    const state = report.states.find((s) => s.name === name && (s.namespace || undefined) === namespace);
     const verdict = report.ready ? loadVerdict(state) : { status: 'fail' as const, reason: 'load-error' as const };
     return [{
       subject: plan.subjects[i]!,
-      check: 'tetragon:load',
+      check: checks.load,
       ...verdict,
       evidence: {
         agent: plan.bundle?.version,
@@ -96,10 +107,10 @@ export function judgeLoads(plan: TetragonPlan, boot: number, report: AgentReport
 }
 
 /** An agent that never got ready fails with its own error lines as evidence. */
-export function judgeAgent(plan: TetragonPlan, boot: number, report: AgentReport): CheckDraft[] {
+export function judgeAgent(plan: TetragonPlan, boot: number, report: AgentReport, checks: CheckNames = VM_CHECKS): CheckDraft[] {
   if (report.ready) return [];
   const subject = boot === 0 ? 'tetragon' : `tetragon (boot ${boot + 1} of ${plan.bootCount})`;
-  return [{ subject, check: 'tetragon:agent', status: 'fail', reason: 'load-error', evidence: { agentErrors: agentErrors(report.agentLog), logTail: report.agentLog.slice(-3000) }, durationMs: 0 }];
+  return [{ subject, check: checks.agent, status: 'fail', reason: 'load-error', evidence: { agentErrors: agentErrors(report.agentLog), logTail: report.agentLog.slice(-3000) }, durationMs: 0 }];
 }
 
 /** A hook of an enabled policy: `kind:name` as events name it, and its policy entry. */
@@ -131,11 +142,11 @@ function watching(expected: ExpectedEvent, hooks: readonly EnabledHook[]): Enabl
  * The triggers' checks and each enabled policy's `tetragon:fired`, on the reports of
  * every boot of the cell together (each boot ran every trigger with its own policies).
  */
-export function judgeTriggers(plan: TetragonPlan, triggers: readonly Trigger[], reports: readonly AgentReport[], arch: Arch): CheckDraft[] {
+export function judgeTriggers(plan: TetragonPlan, triggers: readonly Trigger[], reports: readonly AgentReport[], arch: Arch, checks: CheckNames = VM_CHECKS): CheckDraft[] {
   const ready = reports.filter((r) => r.ready);
   if (ready.length === 0) {
     const errors = reports.flatMap((r) => agentErrors(r.agentLog));
-    return triggers.map((t) => ({ subject: t.id, check: 'tetragon:events', status: 'fail' as const, reason: 'load-error' as const, evidence: { why: 'the agent never listed the policies', agentErrors: errors }, durationMs: 0, source: t.source }));
+    return triggers.map((t) => ({ subject: t.id, check: checks.events, status: 'fail' as const, reason: 'load-error' as const, evidence: { why: 'the agent never listed the policies', agentErrors: errors }, durationMs: 0, source: t.source }));
   }
   const out: CheckDraft[] = [];
   const events = ready.flatMap((r) => r.events);
@@ -161,7 +172,7 @@ export function judgeTriggers(plan: TetragonPlan, triggers: readonly Trigger[], 
       return hs.some((h) => !h.filtered) || (hs.some((h) => selectorsMayPass(h.spec, x)) && cameThrough(x));
     };
     const applicable = t.expect.filter(owed);
-    const base = { subject: t.id, check: 'tetragon:events', durationMs: 0, source: t.source };
+    const base = { subject: t.id, check: checks.events, durationMs: 0, source: t.source };
     if (applicable.length === 0) {
       out.push({ ...base, status: 'skip', reason: 'untested', evidence: { why: 'no enabled policy hooks what this trigger expects, or its selectors let none of the trigger\'s events through', events: mine.length } });
       continue;
@@ -191,7 +202,7 @@ export function judgeTriggers(plan: TetragonPlan, triggers: readonly Trigger[], 
     const produced = events.filter((e) => e.policy_name === plan.names[i]);
     out.push({
       subject: plan.subjects[i]!,
-      check: 'tetragon:fired',
+      check: checks.fired,
       status: produced.length ? 'pass' : 'skip',
       reason: produced.length ? null : 'untested',
       evidence: produced.length ? { events: produced.length, sample: produced.slice(0, 3).map(summarizeEvent) } : { why: 'no trigger event came through this policy (selectors may filter the triggers out)' },

@@ -19,7 +19,7 @@
  *
  * `explainMismatch` returns one line per field that differs: empty exactly when `matches`.
  */
-import type { ArgPredicate, ExpectedEvent } from '../triggers/model.js';
+import type { ArgPredicate, ExpectedEvent, PodPredicate } from '../triggers/model.js';
 import { argumentKind, type ExportedArgument, type TetragonEvent } from './events.js';
 
 /** Native syscall entry prefixes that a `sys_NAME` expectation also accepts. */
@@ -76,6 +76,25 @@ export function explainMismatch(expected: ExpectedEvent, event: TetragonEvent): 
       if (difference !== undefined) out.push(difference);
     }
   }
+  if (expected.pod !== undefined) out.push(...podDifferences(expected.pod, event));
+  return out;
+}
+
+/** One line per pod field that differs; one line when the event has no pod at all. */
+export function podDifferences(expected: PodPredicate, event: TetragonEvent): string[] {
+  const pod = event.process?.pod;
+  if (!pod) return ['pod: expected pod metadata, got none'];
+  const out: string[] = [];
+  const field = (name: string, want: string | undefined, got: string | undefined) => {
+    if (want !== undefined && want !== got) out.push(`pod.${name}: expected ${show(want)}, got ${show(got)}`);
+  };
+  field('namespace', expected.namespace, pod.namespace);
+  field('name', expected.name, pod.name);
+  field('container', expected.container, pod.container?.name);
+  field('image', expected.image, pod.container?.image?.name);
+  field('workload', expected.workload, pod.workload);
+  field('workload_kind', expected.workload_kind, pod.workload_kind);
+  for (const [key, value] of Object.entries(expected.labels ?? {})) field(`labels.${key}`, value, pod.pod_labels?.[key]);
   return out;
 }
 

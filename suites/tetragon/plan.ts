@@ -30,6 +30,8 @@ export interface TetragonPlan {
   subjects: string[];
   /** Name of each policy in the agent. */
   names: string[];
+  /** Namespace each policy is applied in, where it differs from `appliedNamespace` (a cluster run's own namespace). */
+  namespaces?: (string | undefined)[];
   /** Boot each policy loads in. */
   bootOf: number[];
   bootCount: number;

@@ -89,12 +89,36 @@ export interface ArgPredicate {
   contains?: string;
 }
 
+/** The pod an event's process ran in: every field given must equal the exported one. */
+export interface PodPredicate {
+  namespace?: string;
+  /** The pod's name. */
+  name?: string;
+  /** The container's name. */
+  container?: string;
+  /** The container's image name, as the runtime reports it. */
+  image?: string;
+  /** Each must be among the exported pod_labels with this value. */
+  labels?: Record<string, string>;
+  workload?: string;
+  workload_kind?: string;
+}
+
 /** Fields every expectation may use: they apply to the event's `process`. */
 interface ProcessPredicate {
   /** `process.binary` equals this absolute path. */
   binary?: string;
   /** `process.arguments` contains this text (usually the marker). */
   argumentsContains?: string;
+  /** `process.pod`, on a cluster lane. */
+  pod?: PodPredicate;
+}
+
+/** What a trigger pod needs on a cluster lane. */
+export interface TriggerPodNeeds {
+  privileged?: boolean;
+  hostPID?: boolean;
+  hostNetwork?: boolean;
 }
 
 export interface ExpectedExec extends ProcessPredicate {
@@ -148,6 +172,8 @@ export interface TriggerSpec {
   /** Hook hints, `kind:name` (see parseHookHint). */
   hooks: string[];
   expect: ExpectedEvent[];
+  /** What its pod needs when a cluster lane runs it (absent: an unprivileged container). */
+  pod?: TriggerPodNeeds;
 }
 
 /** A loaded trigger: the spec plus where it came from. */

@@ -117,7 +117,7 @@ describe("each file kind's first schema problem", () => {
       code: 'trigger-schema',
       at: [10, 32],
       field: 'expect[0].binaryy',
-      detail: 'expect[0].binaryy: unknown field "binaryy"; expected one of: type, binary, argumentsContains, function_name, policy_name, subsys, event, args',
+      detail: 'expect[0].binaryy: unknown field "binaryy"; expected one of: type, binary, argumentsContains, function_name, policy_name, subsys, event, args, pod',
     },
     {
       kind: 'baseline',
