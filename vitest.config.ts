@@ -8,6 +8,8 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 600_000,
     fileParallelism: false,
+    // One temporary directory per test run, removed after it (BPFGATE_KEEP_TEST_TMP keeps it).
+    globalSetup: ['./test/support/scratch-tmpdir.ts'],
     reporters: ['default', './test/support/summary-reporter.ts'],
   },
 });

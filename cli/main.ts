@@ -94,7 +94,9 @@ program
   .option('--helm-values <files>', "values files for the chart, on top of bpfgate's (comma-separated)", list)
   .option('--cri', "turn on the agent's CRI lookup and cgidmap (tetragon.cri, tetragon.cgidmap)", false)
   .option('--cri-socket <path>', "the container runtime's socket on qemu-cluster nodes (e.g. K3s's /run/k3s/containerd/containerd.sock)")
-  .action(async (o: { matrix?: string; policies?: string[]; suite?: string[]; cells?: string; jobs?: number; out: string; baseline?: string; resume: boolean; schema?: string; lock?: string; timeout?: number; triggers?: string[]; tetragon?: string[]; tetragonArgs?: string[]; tetragonBoots: number | 'auto'; kubeconfig?: string; kubernetes?: string[]; chart?: string; helm?: string; helmValues?: string[]; cri: boolean; criSocket?: string }) => {
+  .addOption(new Option('--restart-runtime <how>', "disruptive, opt-in: restart each node's container runtime after the triggers, run them again and check their pod metadata").choices(['containerd', 'k3s']))
+  .addOption(new Option('--cri-mount <kind>', "how the agent mounts the CRI socket: the chart's file mount, or its directory (upstream's later fix)").choices(['file', 'directory']))
+  .action(async (o: { matrix?: string; policies?: string[]; suite?: string[]; cells?: string; jobs?: number; out: string; baseline?: string; resume: boolean; schema?: string; lock?: string; timeout?: number; triggers?: string[]; tetragon?: string[]; tetragonArgs?: string[]; tetragonBoots: number | 'auto'; kubeconfig?: string; kubernetes?: string[]; chart?: string; helm?: string; helmValues?: string[]; cri: boolean; criSocket?: string; restartRuntime?: 'containerd' | 'k3s'; criMount?: 'file' | 'directory' }) => {
     const policies = o.policies ?? config.policies ?? [];
     const opt = <T>(v: T | undefined, c: T | undefined) => v ?? c;
     exitCode = await runCommand({
@@ -102,7 +104,7 @@ program
       out: o.out !== 'bpfgate-out' ? o.out : (config.out ?? o.out),
       ...defined({ suites: o.suite ?? config.suites, matrix: opt(o.matrix, config.matrix), cells: opt(o.cells, config.cells), jobs: opt(o.jobs, config.jobs),
         baseline: opt(o.baseline, config.baseline), schema: opt(o.schema, config.schema), lock: opt(o.lock, config.lock), timeoutSec: o.timeout, triggers: o.triggers, tetragon: o.tetragon, tetragonArgs: o.tetragonArgs, tetragonBoots: o.tetragonBoots,
-        chart: o.chart, helm: o.helm, helmValues: o.helmValues, cri: o.cri || undefined, kubeconfig: o.kubeconfig,
+        chart: o.chart, helm: o.helm, helmValues: o.helmValues, cri: o.cri || undefined, kubeconfig: o.kubeconfig, restartRuntime: o.restartRuntime, criMount: o.criMount,
         platformSettings: defined({ kubeconfig: o.kubeconfig, kubernetes: o.kubernetes, criSocket: o.criSocket }) }),
     });
   });

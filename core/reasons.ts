@@ -38,6 +38,7 @@ export const REASONS = {
   'infra-guest-step': 'a guest step script exited non-zero (its exit status and output are the evidence)',
   'infra-guest-build': 'the guest image could not be built (a package file, a shared library or a BPF object is missing)',
   'infra-runtime': 'the container runtime bpfgate started on the host (containerd, runc) failed: it did not start, a CRI call failed, or it left something behind',
+  'infra-events-lost': 'the agent counted lost events (its own metrics) while the triggers ran: a missing event may be one of them',
   'infra-privileges': 'bpfgate lacks a privilege the lane needs (root, for a private mount namespace and containerd)',
 } as const;
 

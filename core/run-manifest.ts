@@ -38,7 +38,13 @@ export interface RunInputs {
   /** The trigger catalogue (the shipped one, or the files given with --triggers), when a suite runs triggers. */
   triggers: { source: 'catalogue' | 'files'; sha256: string } | null;
   /** Agent bundles and flags, when a suite runs an agent. */
-  agent: { bundles: { arch: string; version: string; sha256: string }[]; args: string[]; boots: number | 'auto' } | null;
+  agent: {
+    bundles: { arch: string; version: string; sha256: string }[];
+    args: string[];
+    boots: number | 'auto';
+    /** The cluster suite's agent install and scenario. */
+    cluster?: { chart: string | null; cri: boolean; criMount: 'file' | 'directory'; restartRuntime: 'containerd' | 'k3s' | null; values: string[] };
+  } | null;
 }
 
 export interface RunManifest {

@@ -9,7 +9,8 @@
 # through its private apt configuration.
 set -euo pipefail
 PACKAGES=(qemu-system-x86 qemu-system-arm clang llvm libbpf-dev linux-libc-dev busybox-static
-  cpio file xz-utils zstd binutils ca-certificates chromium containerd runc)
+  cpio file xz-utils zstd binutils ca-certificates chromium containerd runc
+  kmod openssl)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -35,6 +35,10 @@ export interface SuiteOptions {
   helmValues?: string[];
   /** The cluster suite turns on the agent's CRI lookup and cgidmap. */
   cri?: boolean;
+  /** The cluster suite restarts each node's container runtime and runs the triggers again (opt-in). */
+  restartRuntime?: 'containerd' | 'k3s';
+  /** How the agent mounts the CRI socket: the chart's file mount, or its directory. */
+  criMount?: 'file' | 'directory';
 }
 
 async function triggersOf(opts: SuiteOptions) {
@@ -74,6 +78,8 @@ export const SUITES: Record<string, { about: string; make(opts: SuiteOptions): P
         valuesFiles: opts.helmValues ?? [],
         ...(opts.chart ? { chart: opts.chart } : {}),
         ...(opts.cri ? { cri: true } : {}),
+        ...(opts.restartRuntime ? { restartRuntime: opts.restartRuntime } : {}),
+        ...(opts.criMount ? { criMount: opts.criMount } : {}),
       }),
   },
 };
@@ -98,6 +104,9 @@ async function suiteInputs(names: readonly string[], opts: SuiteOptions): Promis
           bundles: await Promise.all(bundles.map(async (b) => ({ arch: b.arch, version: b.version, sha256: await sha256File(b.tetragon) }))),
           args: opts.tetragonArgs ?? [],
           boots: opts.tetragonBoots ?? 'auto',
+          ...(names.includes('cluster')
+            ? { cluster: { chart: opts.chart ?? null, cri: opts.cri === true, criMount: opts.criMount ?? 'file', restartRuntime: opts.restartRuntime ?? null, values: opts.helmValues ?? [] } }
+            : {}),
         }
       : null,
   };

@@ -9,12 +9,10 @@ import { copyFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { BpfgateError, EXIT } from '../../core/errors.js';
 import type { PlatformEnv } from '../../core/platform.js';
-import type { KubeSession } from '../../runners/kube/session.js';
 import type { StartedCluster } from '../../runners/kube/started.js';
 import { QemuClusterPlatform } from '../../runners/qemu-cluster/platform.js';
-import { tetragonImage, triggerImage } from '../../suites/cluster/images.js';
-import { TRIGGER_IMAGE, tetragonTag } from '../../suites/cluster/kube.js';
-import { bundleFor, loadBundle } from '../../suites/tetragon/bundle.js';
+import { imagesOnly } from '../../suites/cluster/images.js';
+import { loadBundle } from '../../suites/tetragon/bundle.js';
 import { interruptOnSignals } from '../interrupt.js';
 import { planCells } from './run.js';
 
@@ -45,14 +43,7 @@ export async function clusterUpCommand(opts: ClusterUpOptions): Promise<number> 
     settings: { kubernetes: opts.kubernetes, ...(opts.criSocket ? { criSocket: opts.criSocket } : {}) },
   };
   // What the nodes hold: the trigger image, and an agent image per arch a bundle is given for.
-  const images: KubeSession = {
-    planned: () => [],
-    nodeImages: async (arch) => {
-      const bundle = bundleFor(bundles, arch);
-      return [(await triggerImage(arch, TRIGGER_IMAGE)).file, ...(bundle ? [(await tetragonImage(bundle, tetragonTag(bundle.version))).file] : [])];
-    },
-    run: async () => {},
-  };
+  const images = imagesOnly(bundles);
   const platform = new QemuClusterPlatform();
   const described = [];
   for (const cell of cells) described.push({ cell, ...(await platform.describe(cell, { booting: true }, env)) });

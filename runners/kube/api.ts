@@ -158,7 +158,8 @@ export class KubeApi {
     if (opts.fieldSelector) query.set('fieldSelector', opts.fieldSelector);
     const base = opts.namespace || !RESOURCES[`${apiVersion}/${kind}`]?.namespaced ? collectionPath(apiVersion, kind, opts.namespace) : RESOURCES[`${apiVersion}/${kind}`]!.path;
     const body = await this.must<{ items: T[] }>('GET', `${base}${query.size ? `?${query}` : ''}`);
-    return body.items ?? [];
+    // A list's items carry no apiVersion and kind: give them back, so each can be written again.
+    return (body.items ?? []).map((item) => ({ apiVersion, kind, ...item }));
   }
 
   /** Deletes an object; one that is already gone is fine. */
@@ -210,7 +211,7 @@ export class KubeApi {
    * Starts a long-running command in a container (an event stream) and hands every
    * stdout line to `onLine` until `stop()`.
    */
-  async stream(namespace: string, pod: string, container: string, command: string[], onLine: (line: string) => void): Promise<{ stop(): Promise<void>; stderr(): string }> {
+  async stream(namespace: string, pod: string, container: string, command: string[], onLine: (line: string) => void): Promise<{ stop(): Promise<void>; stderr(): string; ended(): boolean; whenEnded: Promise<void> }> {
     let rest = '';
     const out = new Writable({
       write(chunk: Buffer, _enc, done) {
@@ -223,8 +224,11 @@ export class KubeApi {
     });
     const err = collector();
     const ws = await new Exec(this.config).exec(namespace, pod, container, command, out, err.stream, null, false);
-    const closed = new Promise<void>((resolve) => ws.on('close', () => resolve()));
+    let ended = false;
+    const closed = new Promise<void>((resolve) => ws.on('close', () => { ended = true; resolve(); }));
     return {
+      ended: () => ended,
+      whenEnded: closed,
       stop: async () => {
         ws.close();
         await Promise.race([closed, new Promise((r) => setTimeout(r, 5000))]);

@@ -38,6 +38,10 @@ export interface KubeCluster {
   criSocket: string;
   /** Milliseconds from the nodes' boot to each node's Ready, by cell (an assembled cluster). */
   readyAfterMs?: Record<string, number>;
+  /** The output directory of a cell (`cells/<id>` of the run): where a session keeps raw evidence. */
+  cellDir(cell: string): string;
+  /** Progress of a cell (a node): shown live, logged in CI. */
+  phase(cell: string, phase: string, detail?: string): void;
   /** Runs `setup` once for the whole cluster; `teardown` runs before the platform stops. */
   shared<T>(key: string, setup: () => Promise<T>, teardown?: (value: T) => Promise<void>): Promise<T>;
   signal: AbortSignal;

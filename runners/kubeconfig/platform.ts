@@ -16,6 +16,7 @@ import { KubeApi } from '../kube/api.js';
 import type { KubeNode } from '../kube/session.js';
 import { StartedCluster } from '../kube/started.js';
 import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
 
 declare module '../../core/platform.js' {
   interface PlatformSettings {
@@ -24,7 +25,7 @@ declare module '../../core/platform.js' {
   }
 }
 
-interface NodeObject {
+export interface NodeObject {
   metadata: { name: string; labels?: Record<string, string> };
   status?: {
     nodeInfo?: { kernelVersion?: string; architecture?: string; containerRuntimeVersion?: string; kubeletVersion?: string };
@@ -40,10 +41,15 @@ export function nodeCellId(name: string): string {
   return `node-${name.replace(/[^A-Za-z0-9._-]/g, '_')}`;
 }
 
-/** The page size a node's hugepage sizes imply: 16K kernels offer 32Mi pages, 64K ones 512Mi. */
-function pagesFromCapacity(capacity: Record<string, string> | undefined): PageSize {
-  if (capacity?.['hugepages-512Mi'] !== undefined) return 64;
-  if (capacity?.['hugepages-32Mi'] !== undefined) return 16;
+/**
+ * The page size a node's huge page sizes imply (the kubelet reports one capacity per size
+ * the kernel offers): arm64 with 64K pages offers 512Mi, with 4K pages 64Ki (contiguous
+ * PTEs) beside 2Mi and 32Mi, with 16K pages 2Mi and 32Mi without 64Ki; x86_64 has 4K.
+ */
+function pagesFromCapacity(arch: Arch, capacity: Record<string, string> | undefined): PageSize {
+  if (arch !== 'arm64' || !capacity) return 4;
+  if (capacity['hugepages-512Mi'] !== undefined) return 64;
+  if (capacity['hugepages-32Mi'] !== undefined && capacity['hugepages-64Ki'] === undefined) return 16;
   return 4;
 }
 
@@ -53,20 +59,25 @@ export async function nodeCells(kubeconfig: string): Promise<Cell[]> {
   const nodes = await api.list<NodeObject>('v1', 'Node');
   if (nodes.length === 0) throw new InfraError('infra-cluster-unreachable', `the cluster of ${kubeconfig} (${api.server}) has no nodes`);
   return nodes.flatMap((n) => {
-    const arch = ARCH[n.status?.nodeInfo?.architecture ?? n.metadata.labels?.['kubernetes.io/arch'] ?? ''];
-    if (!arch) return [];
-    const cell: Cell = {
-      id: nodeCellId(n.metadata.name),
-      arch,
-      pageSize: pagesFromCapacity(n.status?.capacity),
-      kernelLabel: n.status?.nodeInfo?.kernelVersion ?? 'unknown',
-      kernel: { kind: 'running', node: n.metadata.name },
-      bootArgs: [],
-      platform: 'kubeconfig',
-      variants: [],
-    };
-    return [cell];
+    const cell = cellOfNode(n);
+    return cell ? [cell] : [];
   });
+}
+
+/** The cell of a Node object, or undefined for an arch bpfgate does not know. */
+export function cellOfNode(n: NodeObject): Cell | undefined {
+  const arch = ARCH[n.status?.nodeInfo?.architecture ?? n.metadata.labels?.['kubernetes.io/arch'] ?? ''];
+  if (!arch) return undefined;
+  return {
+    id: nodeCellId(n.metadata.name),
+    arch,
+    pageSize: pagesFromCapacity(arch, n.status?.capacity),
+    kernelLabel: n.status?.nodeInfo?.kernelVersion ?? 'unknown',
+    kernel: { kind: 'running', node: n.metadata.name },
+    bootArgs: [],
+    platform: 'kubeconfig',
+    variants: [],
+  };
 }
 
 export class KubeconfigPlatform implements Platform<'kubeconfig'> {
@@ -93,7 +104,7 @@ export class KubeconfigPlatform implements Platform<'kubeconfig'> {
       cell: cell.id,
       platform: 'kubeconfig',
       arch: cell.arch,
-      pageKiB: pagesFromCapacity(node.status?.capacity),
+      pageKiB: pagesFromCapacity(cell.arch, node.status?.capacity),
       kernel: { name: `node:${name}`, release: info.kernelVersion ?? 'unknown' },
       bootArgs: [],
       lsm: [],
@@ -104,9 +115,11 @@ export class KubeconfigPlatform implements Platform<'kubeconfig'> {
     const agents = await api.list<{ metadata: { name: string; namespace: string } }>('v1', 'Pod', { labelSelector: 'app.kubernetes.io/name=tetragon', fieldSelector: `spec.nodeName=${name}` }).catch(() => []);
     const agent = agents[0];
     if (agent) {
-      const r = await api
-        .exec(agent.metadata.namespace, agent.metadata.name, 'tetragon', ['sh', '-c', 'grep -m1 KernelPageSize /proc/self/smaps; cat /sys/kernel/security/lsm 2>/dev/null'], { timeoutMs: 30_000 })
-        .catch(() => undefined);
+      const script = 'grep -m1 KernelPageSize /proc/self/smaps; cat /sys/kernel/security/lsm 2>/dev/null';
+      const exec = (shell: string[]) => api.exec(agent.metadata.namespace, agent.metadata.name, 'tetragon', [...shell, '-c', script], { timeoutMs: 30_000 }).catch(() => undefined);
+      // An agent image may hold a shell, or only busybox (bpfgate's own).
+      let r = await exec(['sh']);
+      if (r?.exitCode !== 0) r = await exec(['busybox', 'sh']);
       const kib = Number(/KernelPageSize:\s+(\d+)/.exec(r?.stdout ?? '')?.[1]);
       if (kib === 4 || kib === 16 || kib === 64) facts.pageKiB = kib;
       const lsm = (r?.stdout ?? '').split('\n').find((l) => /^[a-z,]+$/.test(l.trim()) && l.includes(','));
@@ -134,6 +147,8 @@ export class KubeconfigPlatform implements Platform<'kubeconfig'> {
         apiserverEnv: {},
         criSocket: env.settings.criSocket ?? '/run/containerd/containerd.sock',
         signal: env.signal,
+        phase: env.phase,
+        cellDir: (cell) => join(env.outDir, 'cells', cell),
       },
       nodes,
       unready: new Map(),

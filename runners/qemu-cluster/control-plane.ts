@@ -19,6 +19,10 @@ import { KubeApi } from '../kube/api.js';
 import { HOST_FROM_GUEST } from '../qemu/vm.js';
 import { kubeconfig, type ClusterPki } from './pki.js';
 
+/** The Services' address range, and the `kubernetes` Service's ClusterIP: its first address. */
+export const SERVICE_RANGE = '10.96.0.0/16';
+export const KUBERNETES_SERVICE_IP = '10.96.0.1';
+
 export interface ControlPlaneBinaries {
   apiserver: string;
   controllerManager: string;
@@ -96,7 +100,7 @@ export class ControlPlane implements AsyncDisposable {
       `--etcd-servers=${etcdUrl}`, '--bind-address=127.0.0.1', '--advertise-address=127.0.0.1', `--secure-port=${apiserver}`,
       `--tls-cert-file=${pki.apiserver.cert}`, `--tls-private-key-file=${pki.apiserver.key}`, `--client-ca-file=${pki.ca.cert}`,
       `--service-account-key-file=${pki.serviceAccount.pub}`, `--service-account-signing-key-file=${pki.serviceAccount.key}`,
-      '--service-account-issuer=https://kubernetes.default.svc.cluster.local', '--service-cluster-ip-range=10.96.0.0/16',
+      '--service-account-issuer=https://kubernetes.default.svc.cluster.local', `--service-cluster-ip-range=${SERVICE_RANGE}`,
       '--authorization-mode=Node,RBAC', '--enable-admission-plugins=NodeRestriction', '--allow-privileged=true',
       `--kubelet-client-certificate=${pki.apiserverKubeletClient.cert}`, `--kubelet-client-key=${pki.apiserverKubeletClient.key}`,
       '--kubelet-preferred-address-types=Hostname,InternalIP', `--kubelet-certificate-authority=${pki.ca.cert}`,
@@ -122,7 +126,7 @@ export class ControlPlane implements AsyncDisposable {
       '--bind-address=127.0.0.1', `--secure-port=${cm}`, '--leader-elect=false', '--use-service-account-credentials=true',
       `--service-account-private-key-file=${pki.serviceAccount.key}`, `--root-ca-file=${pki.ca.cert}`,
       `--cluster-signing-cert-file=${pki.ca.cert}`, `--cluster-signing-key-file=${pki.ca.key}`,
-      '--service-cluster-ip-range=10.96.0.0/16', '--controllers=*',
+      `--service-cluster-ip-range=${SERVICE_RANGE}`, '--controllers=*',
     ]);
     this.spawn('kube-scheduler', bin.scheduler, [
       `--kubeconfig=${schedConfig}`, `--authentication-kubeconfig=${schedConfig}`, `--authorization-kubeconfig=${schedConfig}`,

@@ -69,7 +69,6 @@ export async function makePki(dir: string, nodes: readonly NodeIdentity[], apise
     '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign,digitalSignature'], 'ca');
   const apiserverSans = [
     ...apiserverAddresses.map((a) => `IP:${a}`),
-    'IP:10.96.0.1',
     'DNS:localhost', 'DNS:kubernetes', 'DNS:kubernetes.default', 'DNS:kubernetes.default.svc', 'DNS:kubernetes.default.svc.cluster.local',
   ];
   const saKey = join(dir, 'sa.key');

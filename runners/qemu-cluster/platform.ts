@@ -41,7 +41,7 @@ import { kernelFacts } from '../qemu/platform.js';
 import { unpackedPackage } from '../qemu/unpacked.js';
 import { RunningGuest, HOST_FROM_GUEST } from '../qemu/vm.js';
 import { binaryFor, CONTROL_PLANE, findKubernetesBinaries, hostArchName } from './binaries.js';
-import { ControlPlane } from './control-plane.js';
+import { ControlPlane, KUBERNETES_SERVICE_IP } from './control-plane.js';
 import { containerdConfig, cniConfig, kubeletConfig } from './node-config.js';
 import { buildNodeImage, kernelModules } from './node-image.js';
 import { kubeconfig, makePki } from './pki.js';
@@ -135,7 +135,7 @@ export class QemuClusterPlatform implements Platform<'qemu-cluster'> {
       const etcd = await unpackedPackage('etcd-server', 'trixie', DEBIAN_ARCH[host], (l) => env.log('info', l));
       const describedCells = cells.filter((c) => !c.facts.error && this.nodes.has(c.cell.id));
       const plans = describedCells.map((c) => ({ cell: c, plan: this.nodes.get(c.cell.id)! }));
-      const pki = await makePki(join(scratch, 'pki'), plans.map((p) => ({ name: p.plan.name })), ['127.0.0.1', HOST_FROM_GUEST]);
+      const pki = await makePki(join(scratch, 'pki'), plans.map((p) => ({ name: p.plan.name })), ['127.0.0.1', HOST_FROM_GUEST, KUBERNETES_SERVICE_IP]);
       env.phase(cells[0]?.cell.id ?? 'cluster', 'control-plane', 'etcd, kube-apiserver, controller-manager, scheduler');
       plane = await ControlPlane.start({
         dir: join(scratch, 'control-plane'),
@@ -169,11 +169,12 @@ export class QemuClusterPlatform implements Platform<'qemu-cluster'> {
       }
 
       // Every node at once: a cluster needs them all.
+      const bootedAt = new Map<string, number>();
       for (const { cell, plan } of plans) {
         const id = cell.cell.id;
         const modules = await kernelModules(plan.kernel);
         const files: OverlayFile[] = [
-          { path: '/etc/bpfgate/node.env', content: [`BPFGATE_NODE=${plan.name}`, `BPFGATE_CRI_SOCKET=${criSocket}`, `BPFGATE_MODULES="${modules.order.join(' ')}"`].join('\n') + '\n' },
+          { path: '/etc/bpfgate/node.env', content: [`BPFGATE_NODE=${plan.name}`, `BPFGATE_CRI_SOCKET=${criSocket}`, `BPFGATE_MODULES="${modules.order.join(' ')}"`, `BPFGATE_SERVICE_IP=${KUBERNETES_SERVICE_IP}`, `BPFGATE_APISERVER_HOST=${HOST_FROM_GUEST}`, `BPFGATE_APISERVER_PORT=${plane.port}`].join('\n') + '\n' },
           { path: '/etc/containerd/config.toml', content: containerdConfig({ criSocket, sandboxImage: (await criImages(cell.cell.arch)).pause.tags[0]! }) },
           { path: '/etc/cni/net.d/10-bridge.conflist', content: cniConfig(`10.244.${plan.index + 1}.0/24`) },
           { path: '/etc/kubernetes/kubelet-config.yaml', content: kubeletConfig(criSocket) },
@@ -194,6 +195,7 @@ export class QemuClusterPlatform implements Platform<'qemu-cluster'> {
         const log = createWriteStream(join(logDir, 'serial.log'));
         logs.push(log);
         env.phase(id, 'boot', `node ${plan.name}`);
+        bootedAt.set(id, Date.now());
         guests.push(
           new RunningGuest(
             {
@@ -218,14 +220,15 @@ export class QemuClusterPlatform implements Platform<'qemu-cluster'> {
       const nodes = new Map<string, KubeNode>();
       const unready = new Map<string, { reason: Reason; evidence: Record<string, unknown> }>();
       const readyAt = new Map<string, number>();
-      const t0 = Date.now();
       await plane.api.waitFor(async () => {
         for (const { cell, plan } of plans) {
           if (readyAt.has(cell.cell.id)) continue;
           const node = await plane!.api.get<{ status?: { conditions?: { type: string; status: string }[] } }>(`/api/v1/nodes/${plan.name}`);
           if (node?.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')) {
-            readyAt.set(cell.cell.id, Date.now() - t0);
-            env.phase(cell.cell.id, 'ready', `node ${plan.name} Ready ${((Date.now() - t0) / 1000).toFixed(1)} s after boot`);
+            // From the node's own QEMU start.
+            const ms = Date.now() - bootedAt.get(cell.cell.id)!;
+            readyAt.set(cell.cell.id, ms);
+            env.phase(cell.cell.id, 'ready', `node ${plan.name} Ready ${(ms / 1000).toFixed(1)} s after its QEMU started`);
           }
         }
         return readyAt.size === plans.length ? true : undefined;
@@ -245,6 +248,8 @@ export class QemuClusterPlatform implements Platform<'qemu-cluster'> {
           apiserverEnv: { KUBERNETES_SERVICE_HOST: HOST_FROM_GUEST, KUBERNETES_SERVICE_PORT: String(plane.port) },
           criSocket,
           signal: env.signal,
+          phase: env.phase,
+          cellDir: (cell) => join(env.outDir, 'cells', cell),
           readyAfterMs: Object.fromEntries(readyAt),
         },
         nodes,

@@ -19,7 +19,23 @@ import { DEBIAN_ARCH, type Arch } from '../../matrix/cell.js';
 import { writeImageArchive, type ImageArchive } from '../../runners/oci/archive.js';
 import { privateApt } from '../../runners/qemu/apt.js';
 import { GUEST_PACKAGES, stageUserland, type GuestPackageSpec } from '../../runners/qemu/guest-image.js';
-import type { TetragonBundle } from '../tetragon/bundle.js';
+import type { KubeSession } from '../../runners/kube/session.js';
+import { bundleFor, type TetragonBundle } from '../tetragon/bundle.js';
+
+/** The tags the images go by on every node, whatever their arch (each node holds its own arch's). */
+export const TRIGGER_IMAGE = 'localhost/bpfgate/trigger:1';
+export const tetragonTag = (version: string): string => `localhost/bpfgate/tetragon:${version}`;
+
+/** The image archives a node of `arch` holds: the trigger image, and the agent's when a bundle is given for the arch. */
+export async function nodeImageFiles(arch: Arch, bundles: readonly TetragonBundle[]): Promise<string[]> {
+  const bundle = bundleFor(bundles, arch);
+  return [(await triggerImage(arch, TRIGGER_IMAGE)).file, ...(bundle ? [(await tetragonImage(bundle, tetragonTag(bundle.version))).file] : [])];
+}
+
+/** A session that checks nothing and only has every node hold the images (`cluster up`, the benchmark). */
+export function imagesOnly(bundles: readonly TetragonBundle[]): KubeSession {
+  return { planned: () => [], nodeImages: (arch) => nodeImageFiles(arch, bundles), run: async () => {} };
+}
 
 /** Bump when the way an image is assembled changes. */
 const LAYOUT_VERSION = 1;
@@ -32,13 +48,18 @@ const BUSYBOX: GuestPackageSpec = TRIGGER_PACKAGES.find((p) => p.package === 'bu
 /** BPF objects for kernels older than any cell boots stay out of the agent image. */
 const OLD_KERNEL_OBJECT = /_v(310|53|511)\.o$/;
 
+/** The file a gated trigger pod waits for before its steps (created by `kubectl exec`). */
+export const TRIGGER_GATE = '/tmp/bpfgate-go';
+
 /**
  * The trigger pod's command: the busybox applets are installed at start (the image
  * holds busybox alone; the applet list is the binary's own, whatever its arch), then the
  * trigger's steps, then its cleanup whatever the steps did; the steps' status is the pod's.
+ * A gated pod waits (at most 300 s) for TRIGGER_GATE before its steps.
  */
-export function triggerCommand(steps: string, cleanup: string): string[] {
-  return ['/bin/busybox', 'sh', '-c', '/bin/busybox --install -s /bin; sh -c "$1"; rc=$?; sh -c "$2"; exit $rc', 'trigger', steps, cleanup];
+export function triggerCommand(steps: string, cleanup: string, opts: { gated?: boolean } = {}): string[] {
+  const gate = opts.gated ? `i=0; while [ ! -e ${TRIGGER_GATE} ] && [ $i -lt 1500 ]; do sleep 0.2; i=$((i+1)); done; ` : '';
+  return ['/bin/busybox', 'sh', '-c', `/bin/busybox --install -s /bin; ${gate}sh -c "$1"; rc=$?; sh -c "$2"; exit $rc`, 'trigger', steps, cleanup];
 }
 
 async function imageDir(name: string, hash: string): Promise<string> {

@@ -23,6 +23,8 @@ export interface TriggerPod {
   exitCode?: number;
   /** The API server refused the pod: its words. */
   refused?: string;
+  /** A gated pod (CRI lookup on): what it waited for before its steps ran. */
+  released?: { runningAfterMs?: number; releasedAfterMs?: number; criResolutions?: { atCreate?: number; atRelease?: number }; gate: string };
 }
 
 /** What the trigger's events must say of their pod. */
@@ -54,4 +56,35 @@ export function judgePodMetadata(trigger: Trigger, pod: TriggerPod | undefined, 
     return { ...base, status: 'fail', reason: 'event-mismatch', evidence: { expected, events: mine.length, mismatched: wrong.length, differences: wrong[0]!.differences, first: summarizeEvent(wrong[0]!.e) } };
   }
   return { ...base, status: 'pass', reason: null, evidence: { pod: expected, events: mine.length, container: mine[0]!.process?.pod?.container?.id } };
+}
+
+/** A container runtime restarted on a node (the K3s socket scenario), as the cluster showed it. */
+export interface RuntimeRestart {
+  how: 'containerd' | 'k3s';
+  /** The runtime's socket on the node. */
+  socket: string;
+  startedAt: string;
+  endedAt: string;
+  /** How the restarting pod ended. */
+  pod: string;
+  /** The socket's inode as the node sees it: a restart makes a new one (unknown: why). */
+  inode: { before: number; after: number } | { unknown: string };
+  /** `stat -c %i` of the socket inside the agent's container: a mount of the file keeps the old one. */
+  agentSees: { before: string; after: string };
+}
+
+/**
+ * The pod metadata of a trigger run again after the runtime restarted. Missing metadata
+ * after a restart that made a new socket inode, while the agent still sees the old one
+ * with its CRI lookup on, is the K3s socket bug itself: `cri-socket-stale`, with the
+ * agent's own `criResolve failed` lines and the inodes as evidence.
+ */
+export function judgeAfterRestart(check: Omit<CheckDraft, 'source'>, restart: RuntimeRestart, agentLog: string, criLookup: boolean): Omit<CheckDraft, 'source'> {
+  const criResolveFailed = agentLog.split('\n').filter((l) => l.includes('criResolve failed')).slice(-5);
+  const inode = 'before' in restart.inode ? restart.inode : undefined;
+  const newInode = inode !== undefined && inode.before !== inode.after;
+  const agentStale = inode !== undefined && restart.agentSees.before === restart.agentSees.after && String(inode.before) === restart.agentSees.before;
+  const evidence = { ...check.evidence, restart, ...(criResolveFailed.length ? { criResolveFailed } : {}) };
+  const stale = check.reason === 'pod-metadata-missing' && criLookup && newInode && agentStale;
+  return { ...check, check: 'pod-metadata:after-runtime-restart', ...(stale ? { reason: 'cri-socket-stale' as const } : {}), evidence };
 }

@@ -265,4 +265,5 @@ describe('tying events back to triggers', () => {
     expect(markerOf(write, ['bpfgate-t1059-004-unix-shell'])).toBeUndefined();
     expect(markerOf(corpusEvent('docs/en__docs__concepts__cgroup-rate.jsonl', 1), ['session'])).toBeUndefined();
   });
+
 });
