@@ -17,6 +17,7 @@ import { parseArgs } from 'node:util';
 import type { PlatformEnv } from '../core/platform.js';
 import { planCells } from '../cli/commands/run.js';
 import { assetPath } from '../core/assets.js';
+import { isReady } from '../runners/kube/api.js';
 import { helmInstall } from '../runners/kube/helm.js';
 import type { StartedCluster } from '../runners/kube/started.js';
 import { RAW_DONE_MARKER } from '../runners/qemu/accel.js';
@@ -83,10 +84,10 @@ const run = await measure(async () => {
         type P = { metadata: { name: string }; spec?: { nodeName?: string }; status?: { conditions?: { type: string; status: string }[] } };
         for (const p of await api.list<P>('v1', 'Pod', { namespace: 'bench', labelSelector: 'app.kubernetes.io/name=tetragon' })) {
           const d = described.find((x) => x.facts.node?.name === p.spec?.nodeName);
-          if (!d || agentReady.has(d.cell.id) || !p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')) continue;
+          if (!d || agentReady.has(d.cell.id) || !isReady(p)) continue;
           // Running means answering: the chart has no readiness probe, so its pod is Ready
           // before the agent has loaded its base sensors.
-          const r = await api.exec('bench', p.metadata.name, 'tetragon', ['tetra', 'status'], { timeoutMs: 20_000 }).catch(() => ({ exitCode: -1 }));
+          const r = await api.tryExec('bench', p.metadata.name, 'tetragon', ['tetra', 'status'], { timeoutMs: 20_000 });
           if (r.exitCode === 0) agentReady.set(d.cell.id, performance.now() - bootAt.get(d.cell.id)!);
         }
         return agentReady.size === described.length ? true : undefined;

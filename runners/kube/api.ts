@@ -38,6 +38,16 @@ export interface ExecResult {
   stderr: string;
 }
 
+/** An object (node, pod) whose Ready condition is True. */
+export function isReady(o: { status?: { conditions?: { type: string; status: string }[] } } | undefined): boolean {
+  return o?.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+}
+
+/** A pod phase from which a pod never runs again. */
+export function podEnded(phase: string | undefined): phase is 'Succeeded' | 'Failed' {
+  return phase === 'Succeeded' || phase === 'Failed';
+}
+
 /** Where an object of a kind lives in the API (only the kinds bpfgate handles). */
 const RESOURCES: Record<string, { path: string; namespaced: boolean }> = {
   'v1/Namespace': { path: '/api/v1/namespaces', namespaced: false },
@@ -236,6 +246,11 @@ export class KubeApi {
       },
       stderr: () => err.text(),
     };
+  }
+
+  /** An exec whose failure to start is an answer, not an error: exit code -1, the reason on stderr. */
+  async tryExec(namespace: string, pod: string, container: string, command: string[], opts: { timeoutMs?: number; stdin?: string } = {}): Promise<ExecResult> {
+    return this.exec(namespace, pod, container, command, opts).catch((e: Error) => ({ exitCode: -1, stdout: '', stderr: e.message }));
   }
 
   /** The last lines of a container's log (current or previous instance). */

@@ -116,13 +116,13 @@ export class KubeconfigPlatform implements Platform<'kubeconfig'> {
     const agent = agents[0];
     if (agent) {
       const script = 'grep -m1 KernelPageSize /proc/self/smaps; cat /sys/kernel/security/lsm 2>/dev/null';
-      const exec = (shell: string[]) => api.exec(agent.metadata.namespace, agent.metadata.name, 'tetragon', [...shell, '-c', script], { timeoutMs: 30_000 }).catch(() => undefined);
+      const exec = (shell: string[]) => api.tryExec(agent.metadata.namespace, agent.metadata.name, 'tetragon', [...shell, '-c', script], { timeoutMs: 30_000 });
       // An agent image may hold a shell, or only busybox (bpfgate's own).
       let r = await exec(['sh']);
-      if (r?.exitCode !== 0) r = await exec(['busybox', 'sh']);
-      const kib = Number(/KernelPageSize:\s+(\d+)/.exec(r?.stdout ?? '')?.[1]);
+      if (r.exitCode !== 0) r = await exec(['busybox', 'sh']);
+      const kib = Number(/KernelPageSize:\s+(\d+)/.exec(r.stdout)?.[1]);
       if (kib === 4 || kib === 16 || kib === 64) facts.pageKiB = kib;
-      const lsm = (r?.stdout ?? '').split('\n').find((l) => /^[a-z,]+$/.test(l.trim()) && l.includes(','));
+      const lsm = r.stdout.split('\n').find((l) => /^[a-z,]+$/.test(l.trim()) && l.includes(','));
       if (lsm) facts.lsm = lsm.trim().split(',');
     }
     return { facts, config: new Map() };

@@ -31,6 +31,7 @@ import type { Reason } from '../../core/reasons.js';
 import { DEBIAN_ARCH, type Arch, type Cell } from '../../matrix/cell.js';
 import { kernelName } from '../../matrix/kernel-catalogue.js';
 import { criImages } from '../containerd/images.js';
+import { isReady } from '../kube/api.js';
 import { StartedCluster } from '../kube/started.js';
 import type { KubeNode, KubeSession } from '../kube/session.js';
 import { privateApt } from '../qemu/apt.js';
@@ -224,7 +225,7 @@ export class QemuClusterPlatform implements Platform<'qemu-cluster'> {
         for (const { cell, plan } of plans) {
           if (readyAt.has(cell.cell.id)) continue;
           const node = await plane!.api.get<{ status?: { conditions?: { type: string; status: string }[] } }>(`/api/v1/nodes/${plan.name}`);
-          if (node?.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')) {
+          if (isReady(node)) {
             // From the node's own QEMU start.
             const ms = Date.now() - bootedAt.get(cell.cell.id)!;
             readyAt.set(cell.cell.id, ms);

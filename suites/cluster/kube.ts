@@ -21,7 +21,7 @@ import type { CheckDraft, PlannedCheck } from '../../core/check.js';
 import { InfraError } from '../../core/errors.js';
 import type { CellContext } from '../../core/suite.js';
 import type { Arch } from '../../matrix/cell.js';
-import { objectPath, type KubeObject } from '../../runners/kube/api.js';
+import { isReady, objectPath, podEnded, type KubeObject } from '../../runners/kube/api.js';
 import { helmInstall, helmUninstall } from '../../runners/kube/helm.js';
 import type { KubeCluster, KubeNode, KubeSession } from '../../runners/kube/session.js';
 import { bundleFor, type TetragonBundle } from '../tetragon/bundle.js';
@@ -35,8 +35,6 @@ import type { Trigger } from '../triggers/model.js';
 import { nodeImageFiles, TRIGGER_GATE, TRIGGER_IMAGE, tetragonTag, triggerCommand } from './images.js';
 import { AFTER_RESTART_CHECK, CLUSTER_CHECKS, judgeNode, NODE_FILES, POD_METADATA_CHECK, type TriggerPods } from './judge.js';
 import type { RuntimeRestart, TriggerPod } from './pod.js';
-
-export { AFTER_RESTART_CHECK, CLUSTER_CHECKS, POD_METADATA_CHECK };
 
 
 const AGENT_LABEL = 'app.kubernetes.io/name=tetragon';
@@ -304,7 +302,7 @@ export class ClusterKubeSession implements KubeSession {
     const running = await api.waitFor(async () => {
       const p = await api.get<P>(`/api/v1/namespaces/${setup.namespace}/pods/${name}`);
       const c = p?.status?.containerStatuses?.[0];
-      return c?.containerID && c.state?.running ? true : p?.status?.phase === 'Failed' || p?.status?.phase === 'Succeeded' ? false : undefined;
+      return c?.containerID && c.state?.running ? true : podEnded(p?.status?.phase) ? false : undefined;
     }, 120_000, 500, cluster.signal);
     if (!running) return { gate: 'the container never ran: not released' };
     const runningAfterMs = Date.now() - t0;
@@ -312,7 +310,7 @@ export class ClusterKubeSession implements KubeSession {
     if (atCreate !== undefined) {
       await api.waitFor(async () => ((atRelease = await this.criResolutions(cluster, setup, agentPod)) !== undefined && atRelease > atCreate ? true : undefined), 60_000, 1000, cluster.signal);
     }
-    const touched = await api.exec(setup.namespace, name, 'trigger', ['/bin/busybox', 'touch', TRIGGER_GATE], { timeoutMs: 30_000 }).catch((e: Error) => ({ exitCode: -1, stdout: '', stderr: e.message }));
+    const touched = await api.tryExec(setup.namespace, name, 'trigger', ['/bin/busybox', 'touch', TRIGGER_GATE], { timeoutMs: 30_000 });
     const gate = touched.exitCode === 0 ? 'released' : `release failed (${touched.stderr.trim().slice(0, 200)}): the pod ran its steps after 300 s`;
     return { runningAfterMs, releasedAfterMs: Date.now() - t0, criResolutions: { atCreate, atRelease }, gate };
   }
@@ -332,7 +330,7 @@ export class ClusterKubeSession implements KubeSession {
   /** The agent's Prometheus metrics, read inside its pod (the chart's default port). */
   private async agentMetrics(cluster: KubeCluster, setup: ClusterSetup, pod: string): Promise<{ text: string } | { error: string }> {
     const url = `http://127.0.0.1:${AGENT_METRICS_PORT}/metrics`;
-    const r = await cluster.api.exec(setup.agent.namespace, pod, 'tetragon', ['busybox', 'wget', '-qO-', url], { timeoutMs: 30_000 }).catch((e: Error) => ({ stdout: '', stderr: e.message, exitCode: -1 }));
+    const r = await cluster.api.tryExec(setup.agent.namespace, pod, 'tetragon', ['busybox', 'wget', '-qO-', url], { timeoutMs: 30_000 });
     if (r.exitCode !== 0 || !r.stdout.includes('tetragon_')) return { error: `metrics unreadable from ${url} in the agent pod: ${(r.stderr || r.stdout).trim().slice(0, 200)}` };
     return { text: r.stdout };
   }
@@ -346,7 +344,7 @@ export class ClusterKubeSession implements KubeSession {
     const socket = cluster.criSocket;
     const agentSees = async () => {
       // The agent image may hold no shell: busybox's stat, its error as the answer.
-      const r = await api.exec(setup.agent.namespace, agentPod, 'tetragon', ['busybox', 'stat', '-c', '%i', socket], { timeoutMs: 30_000 }).catch((e: Error) => ({ stdout: '', stderr: e.message }));
+      const r = await api.tryExec(setup.agent.namespace, agentPod, 'tetragon', ['busybox', 'stat', '-c', '%i', socket], { timeoutMs: 30_000 });
       return (r.stdout.trim() || r.stderr.trim()).slice(0, 200);
     };
     const agentBefore = await agentSees();
@@ -375,14 +373,15 @@ export class ClusterKubeSession implements KubeSession {
     let ended: P | undefined;
     const done = await api.waitFor(async () => {
       ended = await api.get<P>(`/api/v1/namespaces/${setup.namespace}/pods/${name}`);
-      return ended?.status?.phase === 'Succeeded' || ended?.status?.phase === 'Failed' ? ended.status.phase : undefined;
+      const phase = ended?.status?.phase;
+      return podEnded(phase) ? phase : undefined;
     }, 240_000, 2000, cluster.signal);
     const said = ended?.status?.containerStatuses?.[0]?.state?.terminated?.message ?? '';
     // The kubelet reconnects to the new runtime before new pods can start, and before it
     // serves the restart pod's log again.
     await api.waitFor(async () => {
       const n = await api.get<{ status?: { conditions?: { type: string; status: string }[] } }>(`/api/v1/nodes/${node.name}`);
-      return n?.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ? true : undefined;
+      return isReady(n) ? true : undefined;
     }, 120_000, 2000, cluster.signal);
     const INODES = /before=(\d+) after=(\d+)/;
     let log = said;
@@ -490,7 +489,7 @@ export class ClusterKubeSession implements KubeSession {
       const pods = await api.list<PodObject>('v1', 'Pod', { namespace: setup.agent.namespace, labelSelector: AGENT_LABEL, fieldSelector: `spec.nodeName=${node.name}` });
       last = pods[0];
       if (!last) return undefined;
-      if (last.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')) return { ready: last.metadata.name as string | undefined };
+      if (isReady(last)) return { ready: last.metadata.name as string | undefined };
       // A crash loop does not heal by waiting.
       const crashing = last.status?.containerStatuses?.some((s) => s.restartCount >= 3 && s.state?.waiting?.reason === 'CrashLoopBackOff');
       return crashing ? { ready: undefined } : undefined;
@@ -528,7 +527,7 @@ export class ClusterKubeSession implements KubeSession {
     let stderr = '';
     const wanted = plan.names.filter((_, i) => !setup.refused.has(i));
     const list = async (): Promise<boolean> => {
-      const r = await cluster.api.exec(setup.agent.namespace, pod, 'tetragon', ['tetra', 'tracingpolicy', 'list', '-o', 'json'], { timeoutMs: 60_000 }).catch((e: Error) => ({ exitCode: -1, stdout: '', stderr: e.message }));
+      const r = await cluster.api.tryExec(setup.agent.namespace, pod, 'tetragon', ['tetra', 'tracingpolicy', 'list', '-o', 'json'], { timeoutMs: 60_000 });
       if (r.exitCode !== 0) {
         stderr = r.stderr;
         return false;
@@ -602,7 +601,7 @@ export class ClusterKubeSession implements KubeSession {
       const released = gated ? await this.release(cluster, setup, agentPod, name, resolutionsAtCreate) : undefined;
       await api.waitFor(async () => {
         last = await api.get<PodStatus>(`/api/v1/namespaces/${setup.namespace}/pods/${name}`);
-        return last?.status?.phase === 'Succeeded' || last?.status?.phase === 'Failed' ? true : undefined;
+        return podEnded(last?.status?.phase) ? true : undefined;
       }, 120_000, 1000, cluster.signal);
       const status = last?.status?.containerStatuses?.[0];
       out.set(t.id, {
