@@ -19,6 +19,8 @@ import { kernelsCommand } from './commands/kernels.js';
 import { lintCommand } from './commands/lint.js';
 import { reproCommand } from './commands/repro.js';
 import { runCommand } from './commands/run.js';
+import { mergeCommand } from './commands/merge.js';
+import { parseShard } from '../matrix/shard.js';
 import { tableCommand } from './commands/table.js';
 import { triggersCommand } from './commands/triggers.js';
 import { planCells } from './commands/run.js';
@@ -33,6 +35,13 @@ const positiveWhole = (value: string, expected: string) => {
 const positiveInt = (value: string) => positiveWhole(value, 'a positive whole number');
 const bootsOption = (value: string): number | 'auto' => (value === 'auto' ? 'auto' : positiveWhole(value, 'auto or a positive whole number'));
 const ARCHES = ['x86_64', 'arm64'];
+const shardOption = (value: string) => {
+  try {
+    return parseShard(value);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+};
 const agentArgs = (value: string) => {
   try {
     return splitArgs(value);
@@ -81,8 +90,10 @@ program
   .option('--tetragon-boots <n|auto>', 'boots per cell the tetragon suite spreads the policies over (auto: sized to the load budget under TCG, one under KVM)', bootsOption, 'auto')
   .option('--cells <globs>', 'only the cells whose id matches (comma-separated globs)')
   .option('--jobs <n>', 'cells booted at once (default: fitted to the cores)', positiveInt)
+  .option('--shard <i/n>', "run only shard I of N of the cells (a CI job's part); `bpfgate merge` joins the shards' --out directories", shardOption)
   .option('--out <dir>', 'output directory', 'bpfgate-out')
   .option('--baseline <file>', 'known failures: the gate fails only on others')
+  .option('--compare <dir>', 'a previous output directory: the reports open with what changed against it')
   .option('--resume', 'keep the checks already in --out and run only the rest', false)
   .option('--schema <file|dir|url>', 'TracingPolicy CRD for the static suite')
   .option('--lock <file>', 'kernel lock file (bpfgate kernels lock) to run on the same bits')
@@ -96,14 +107,14 @@ program
   .option('--cri-socket <path>', "the container runtime's socket on qemu-cluster nodes (e.g. K3s's /run/k3s/containerd/containerd.sock)")
   .addOption(new Option('--restart-runtime <how>', "disruptive, opt-in: restart each node's container runtime after the triggers, run them again and check their pod metadata").choices(['containerd', 'k3s']))
   .addOption(new Option('--cri-mount <kind>', "how the agent mounts the CRI socket: the chart's file mount, or its directory (upstream's later fix)").choices(['file', 'directory']))
-  .action(async (o: { matrix?: string; policies?: string[]; suite?: string[]; cells?: string; jobs?: number; out: string; baseline?: string; resume: boolean; schema?: string; lock?: string; timeout?: number; triggers?: string[]; tetragon?: string[]; tetragonArgs?: string[]; tetragonBoots: number | 'auto'; kubeconfig?: string; kubernetes?: string[]; chart?: string; helm?: string; helmValues?: string[]; cri: boolean; criSocket?: string; restartRuntime?: 'containerd' | 'k3s'; criMount?: 'file' | 'directory' }) => {
+  .action(async (o: { matrix?: string; policies?: string[]; suite?: string[]; cells?: string; jobs?: number; shard?: { index: number; count: number }; out: string; baseline?: string; compare?: string; resume: boolean; schema?: string; lock?: string; timeout?: number; triggers?: string[]; tetragon?: string[]; tetragonArgs?: string[]; tetragonBoots: number | 'auto'; kubeconfig?: string; kubernetes?: string[]; chart?: string; helm?: string; helmValues?: string[]; cri: boolean; criSocket?: string; restartRuntime?: 'containerd' | 'k3s'; criMount?: 'file' | 'directory' }) => {
     const policies = o.policies ?? config.policies ?? [];
     const opt = <T>(v: T | undefined, c: T | undefined) => v ?? c;
     exitCode = await runCommand({
       policies, resume: o.resume,
       out: o.out !== 'bpfgate-out' ? o.out : (config.out ?? o.out),
       ...defined({ suites: o.suite ?? config.suites, matrix: opt(o.matrix, config.matrix), cells: opt(o.cells, config.cells), jobs: opt(o.jobs, config.jobs),
-        baseline: opt(o.baseline, config.baseline), schema: opt(o.schema, config.schema), lock: opt(o.lock, config.lock), timeoutSec: o.timeout, triggers: o.triggers, tetragon: o.tetragon, tetragonArgs: o.tetragonArgs, tetragonBoots: o.tetragonBoots,
+        baseline: opt(o.baseline, config.baseline), schema: opt(o.schema, config.schema), lock: opt(o.lock, config.lock), timeoutSec: o.timeout, shard: o.shard, compare: o.compare, triggers: o.triggers, tetragon: o.tetragon, tetragonArgs: o.tetragonArgs, tetragonBoots: o.tetragonBoots,
         chart: o.chart, helm: o.helm, helmValues: o.helmValues, cri: o.cri || undefined, kubeconfig: o.kubeconfig, restartRuntime: o.restartRuntime, criMount: o.criMount,
         platformSettings: defined({ kubeconfig: o.kubeconfig, kubernetes: o.kubernetes, criSocket: o.criSocket }) }),
     });
@@ -111,24 +122,36 @@ program
 
 program
   .command('repro')
-  .description('reproduce named bugs: ringbuf-pagesize, lsm-inactive, arm64-trampoline (QEMU cells), cri-socket-stale (the host\'s containerd, as root), or all')
+  .description('reproduce named bugs: ringbuf-pagesize, lsm-inactive, arm64-trampoline, tailcall-attach-type (QEMU cells), cri-socket-stale (the host\'s containerd, as root), or all')
   .argument('<names...>', 'bug names, or all')
   .option('--matrix <file>', 'matrix file (default: the built-in default matrix)')
   .option('--cells <globs>', 'only the cells whose id matches')
   .option('--jobs <n>', 'cells booted at once', positiveInt)
   .option('--out <dir>', 'output directory', 'bpfgate-repro')
   .option('--resume', 'keep the checks already in --out', false)
-  .action(async (names: string[], o: { matrix?: string; cells?: string; jobs?: number; out: string; resume: boolean }) => {
-    exitCode = await reproCommand({ names, out: o.out, resume: o.resume, ...defined({ matrix: o.matrix ?? config.matrix, cells: o.cells, jobs: o.jobs ?? config.jobs }) });
+  .option('--tetragon <bundles>', 'Tetragon release tarballs or directories (one per arch): tailcall-attach-type then shows the agent\'s own answer beside the kernel\'s', list)
+  .action(async (names: string[], o: { matrix?: string; cells?: string; jobs?: number; out: string; resume: boolean; tetragon?: string[] }) => {
+    exitCode = await reproCommand({ names, out: o.out, resume: o.resume, ...defined({ matrix: o.matrix ?? config.matrix, cells: o.cells, jobs: o.jobs ?? config.jobs, tetragon: o.tetragon }) });
   });
 
 program
   .command('table')
   .description('render the compatibility table from a results directory')
   .requiredOption('--from <dir>', 'results directory (or its results.jsonl)')
-  .addOption(new Option('--format <format>', 'table format').choices(['md', 'html', 'json']).default('md'))
-  .action(async (o: { from: string; format: string }) => {
+  .addOption(new Option('--format <format>', 'table format (attack: the ATT&CK Navigator layer)').choices(['md', 'html', 'json', 'attack']).default('md'))
+  .option('--compare <dir>', 'a previous output directory: the report opens with what changed against it')
+  .action(async (o: { from: string; format: string; compare?: string }) => {
     exitCode = await tableCommand(o);
+  });
+
+program
+  .command('merge')
+  .description("join the output directories of a run's shards (--shard I/N) into one: results, run.json, cell logs, every report, and the gate's exit code")
+  .argument('<dirs...>', "the shards' output directories")
+  .requiredOption('--out <dir>', 'output directory of the merged run')
+  .option('--baseline <file>', 'known failures: the gate fails only on others')
+  .action(async (dirs: string[], o: { out: string; baseline?: string }) => {
+    exitCode = await mergeCommand({ dirs, out: o.out, ...defined({ baseline: o.baseline ?? config.baseline }) });
   });
 
 program

@@ -56,6 +56,35 @@ export interface RunManifest {
   /** node, and per platform its tools' version lines. */
   tools: Record<string, Record<string, string> | string>;
   cells: CellFacts[];
+  /** A run of one shard (`--shard I/N`): which, and of what. */
+  shard?: ShardRecord;
+  /** A merged run (`bpfgate merge`): the shards it was made of, in shard order. */
+  shards?: MergedShard[];
+}
+
+/** What a shard's run.json says of the split: enough for merge to find gaps and overlaps. */
+export interface ShardRecord {
+  /** 1-based, as in `--shard I/N`. */
+  index: number;
+  count: number;
+  /** Every cell of the whole run, in matrix order: the same in every shard. */
+  runCells: string[];
+  /** The cells this shard ran. */
+  cells: string[];
+  /** Set once the shard's run ended (not interrupted): merge takes only finished shards. */
+  finishedAt?: string;
+}
+
+/** One shard of a merged run: where it came from, when it ran, on which tools. */
+export interface MergedShard {
+  /** "I/N". */
+  shard: string;
+  /** The directory it was merged from, as given. */
+  dir: string;
+  startedAt: string;
+  finishedAt: string;
+  cells: string[];
+  tools: Record<string, Record<string, string> | string>;
 }
 
 /**

@@ -4,9 +4,11 @@
  *
  * - kprobes: `call` (with `syscall`, `return`), `call: "list:NAME"` expanded from spec.lists
  *   (syscalls lists per ABI, plain lists as written, generated lists as one hook that the agent
- *   expands on the node), each resolved per arch (syscalls.ts);
+ *   expands on the node), each resolved per arch (syscalls.ts). `syscall` is true when the
+ *   policy leaves it out: the CRD's default, which the agent applies when it reads a policy
+ *   (Tetragon's crdutils ApplyDefaults), as the API server does;
  * - enforcers: `spec.enforcers[].calls`, kprobes on syscalls or fmod_ret on security_* functions;
- * - `spec.loader: true`: Tetragon's loader sensor, a kprobe on perf_event_mmap_output;
+ * - `spec.loader: true`: Tetragon's loader sensor, a kprobe on perf_event_mmap_output (LOADER_SYMBOL);
  * - tracepoints (`raw: true` makes it a raw tracepoint), lsmhooks, uprobes, usdts.
  * Needs: kprobe, tracepoint, raw-tracepoint, bpf-lsm + trampoline for LSM hooks, override
  * (bpf_override_return on syscalls, fmod_ret on security_* functions, which needs trampolines
@@ -16,11 +18,14 @@
  * hooks can be read from it, and nothing here throws on a malformed field.
  */
 import type { Arch } from '../matrix/cell.js';
-import type { Feature, Hook, HookKind, Need } from './model.js';
+import type { Feature, Hook, HookKind, Need, Policy, PolicyWarning } from './model.js';
 import { type JsonPath, type SourceDocument, formatPath } from './load.js';
-import { ARCHES, type Resolution, resolveEnforcerCall, resolveKprobeCall, resolveSyscallListValue } from './syscalls.js';
+import { ARCHES, type Resolution, cutSyscallPrefix, resolveEnforcerCall, resolveKprobeCall, resolvePlainListValue, resolveSyscallListValue } from './syscalls.js';
 
 type Json = Record<string, unknown>;
+
+/** The kernel function Tetragon's loader sensor (`spec.loader: true`) kprobes: it runs for mmap events. */
+export const LOADER_SYMBOL = 'perf_event_mmap_output';
 
 export interface HooksAndNeeds {
   hooks: Hook[];
@@ -40,7 +45,8 @@ export function hooksAndNeeds(doc: SourceDocument): HooksAndNeeds {
     const call = string(kp?.call);
     if (!kp || call === undefined) return;
     const base = {
-      syscall: kp.syscall === true,
+      // The CRD defaults `syscall` to true (+kubebuilder:default=true on KProbeSpec.Syscall).
+      syscall: kp.syscall === undefined || kp.syscall === true,
       kretprobe: kp.return === true,
       actions: actionsOf(kp.selectors),
     };
@@ -76,8 +82,12 @@ export function hooksAndNeeds(doc: SourceDocument): HooksAndNeeds {
           const syscall = type === 'syscalls' || base.syscall;
           const resolve = type === 'syscalls'
             ? (arch: Arch) => resolveSyscallListValue(value, arch)
-            : (arch: Arch) => resolveKprobeCall(value, syscall, arch);
-          added.push(out.kprobe({ ...base, syscall, name: value, path, list: listName }, resolve));
+            : (arch: Arch) => resolvePlainListValue(value, syscall, arch);
+          const hook = out.kprobe({ ...base, syscall, name: value, path, list: listName }, resolve);
+          // The agent attaches a plain list's values as written; its BPF library retries a name
+          // the kernel refuses with the arch's syscall prefix.
+          if (type !== 'syscalls' && syscall && !cutSyscallPrefix(value).prefix) hook.retryWithPrefix = true;
+          added.push(hook);
         });
       }
     }
@@ -137,7 +147,7 @@ export function hooksAndNeeds(doc: SourceDocument): HooksAndNeeds {
 
   if (spec.loader === true) {
     // Tetragon's loader sensor (mmap events) is a kprobe on perf_event_mmap_output.
-    const symbol = 'perf_event_mmap_output';
+    const symbol = LOADER_SYMBOL;
     const hook = out.kprobe({ name: symbol, path: ['spec', 'loader'], syscall: false, kretprobe: false, actions: [] }, () => ({ symbol }));
     out.need('kprobe', `loader ${symbol}`, hook);
   }
@@ -197,6 +207,44 @@ export function hooksAndNeeds(doc: SourceDocument): HooksAndNeeds {
   });
 
   return { hooks: out.hooks, needs: out.needs };
+}
+
+/**
+ * Lint warnings about what a policy attaches to:
+ * - `syscall-defaulted`: a kprobe call without `syscall`, which the CRD defaults to true,
+ *   so the agent attaches the arch's syscall wrapper (`__x64_sys_execve`); said outright,
+ *   the intent is plain, and a function that is not a syscall needs `syscall: false`;
+ * - `no-hooks`: nothing to attach (a pod selector alone, say): the policy loads and can
+ *   never produce an event.
+ */
+export function hookWarnings(policy: Pick<Policy, 'doc' | 'hooks' | 'source'>): PolicyWarning[] {
+  const out: PolicyWarning[] = [];
+  if (policy.hooks.length === 0) {
+    out.push({
+      code: 'no-hooks',
+      message: 'the policy attaches nothing (no kprobes, tracepoints, lsmhooks, uprobes, usdts, enforcers or loader): it can never produce an event',
+      path: 'spec',
+      line: policy.source.line,
+      column: policy.source.column ?? 1,
+    });
+  }
+  const kprobes = array(record(policy.doc.spec)?.kprobes);
+  for (const hook of policy.hooks) {
+    const entry = /^spec\.kprobes\[(\d+)\]\.call$/.exec(hook.path ?? '');
+    const kp = entry ? record(kprobes[Number(entry[1])]) : undefined;
+    if (!kp || 'syscall' in kp || hook.name.startsWith('list:')) continue;
+    const wrappers = ARCHES.map((a) => hook.symbols[a]).filter((s): s is string => s !== undefined);
+    out.push({
+      code: 'syscall-defaulted',
+      message: wrappers.length
+        ? `\`syscall\` is not set: the CRD defaults it to true, so the agent attaches ${wrappers.join(' / ')}; write \`syscall: true\` to say so`
+        : `\`syscall\` is not set: the CRD defaults it to true, so the agent looks ${hook.name} up as a syscall (with the arch prefix); write \`syscall: false\` for a kernel function`,
+      path: hook.path ?? 'spec.kprobes',
+      line: hook.source.line,
+      column: hook.source.column ?? 1,
+    });
+  }
+  return out;
 }
 
 /** Tetragon: Override on security_* attaches through fmod_ret; on a syscall, bpf_override_return. */

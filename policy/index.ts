@@ -17,6 +17,7 @@ import { createValidator } from './schema.js';
 export type { HooksAndNeeds } from './hooks.js';
 export { hooksAndNeeds } from './hooks.js';
 export { portabilityFindings } from './syscalls.js';
+export { policyWarnings } from './warnings.js';
 
 export const POLICY_KINDS: readonly PolicyKind[] = ['TracingPolicy', 'TracingPolicyNamespaced'];
 

@@ -45,6 +45,12 @@ export interface Hook {
   generated?: { type: string; pattern?: string };
   /** kprobes: the hook is a call of `spec.enforcers[]`, not of `spec.kprobes[]`. */
   enforcer?: boolean;
+  /**
+   * kprobes: the agent attaches the name as written and its BPF library (cilium/ebpf
+   * link.Kprobe) retries a name the kernel refuses with the arch's syscall prefix: the values
+   * of a plain list under a `syscall: true` kprobe. `symbols` holds where it ends up.
+   */
+  retryWithPrefix?: boolean;
 }
 
 /** Kernel features a policy needs. Optional accelerations (kprobe.multi) are not needs. */
@@ -124,4 +130,18 @@ export interface Finding {
   source: SourceRef;
   /** JSON path of the node that names the hook, as in Hook.path. */
   path?: string;
+}
+
+/**
+ * A lint warning: the policy is valid and loads, but not as written everywhere it goes
+ * (policy/warnings.ts). Warnings never fail lint.
+ */
+export interface PolicyWarning {
+  /** Stable name of the warning (`namespace-on-cluster-scoped`). */
+  code: string;
+  message: string;
+  /** JSON path of the node the warning is about (`metadata.namespace`). */
+  path: string;
+  line: number;
+  column: number;
 }

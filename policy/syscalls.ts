@@ -79,9 +79,12 @@ export function cutSyscallPrefix(symbol: string): { prefix?: (typeof PREFIXES)[n
 }
 
 /**
- * The symbol of a kprobe `call` on `arch`. With `syscall: true` Tetragon adds the arch prefix
- * (AddSyscallPrefix); a call that already has a prefix is kept as written on every arch.
- * Without `syscall: true` the name is used as it is on both arches.
+ * The symbol of a kprobe `call` on `arch`. With `syscall: true` (the CRD's default) Tetragon
+ * adds the arch prefix (AddSyscallPrefix); a call that already has a prefix is kept as
+ * written on every arch. With `syscall: false` the name is looked up as written, in the
+ * kernel's BTF first: a plain sys_NAME of a syscall does not exist on x86_64 or arm64, whose
+ * syscalls are built behind wrappers (__x64_sys_NAME, __arm64_sys_NAME), and the agent refuses
+ * it ("validation error: call \"sys_execve\": not found", measured with v1.5.0).
  */
 export function resolveKprobeCall(call: string, syscall: boolean, arch: Arch): Resolution {
   const { prefix, name } = cutSyscallPrefix(call);
@@ -90,14 +93,34 @@ export function resolveKprobeCall(call: string, syscall: boolean, arch: Arch): R
     return checkEntry(call, name, prefix.abi, arch);
   }
   if (!syscall) {
-    // A plain sys_NAME is still a syscall's name: it only exists where the syscall does.
-    return call.startsWith('sys_') ? checkEntry(call, call, arch, arch) : { symbol: call };
+    if (isSyscallName(call)) {
+      return { missing: `syscall: false makes the agent look ${call} up as written, and ${arch} has only ${ARCH_PREFIX[arch]}${call} (syscall wrappers): write syscall: true` };
+    }
+    return { symbol: call };
   }
   const symbol = ARCH_PREFIX[arch] + call;
   if (!call.startsWith('sys_')) {
     return { missing: `syscall: true makes Tetragon attach to ${symbol}, which is not a syscall entry point: write sys_${call}` };
   }
   return checkEntry(symbol, call, arch, arch);
+}
+
+/**
+ * Where one value of a plain list (no `type`) ends up on `arch`. The agent attaches the value
+ * as written; under a `syscall: true` kprobe its BTF check and its BPF library (cilium/ebpf
+ * link.Kprobe) both retry a missing name with the arch's prefix, so a sys_NAME lands on the
+ * wrapper (measured with v1.5.0: "Added kprobe function=sys_getcwd", enabled). Under
+ * `syscall: false` the name is looked up as written, like a call.
+ */
+export function resolvePlainListValue(value: string, syscall: boolean, arch: Arch): Resolution {
+  if (syscall && !cutSyscallPrefix(value).prefix && isSyscallName(value)) return resolveKprobeCall(value, true, arch);
+  return resolveKprobeCall(value, false, arch);
+}
+
+/** `sys_NAME` of a syscall either 64-bit table knows. */
+function isSyscallName(call: string): boolean {
+  const name = call.startsWith('sys_') ? call.slice('sys_'.length) : undefined;
+  return name !== undefined && (hasSyscall('x86_64', name) || hasSyscall('arm64', name));
 }
 
 /**

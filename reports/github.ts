@@ -1,19 +1,20 @@
 /**
- * GitHub Actions output, when GITHUB_ACTIONS=true: the Markdown table appended to
- * $GITHUB_STEP_SUMMARY, and one workflow command per failing policy line
+ * GitHub Actions output, when GITHUB_ACTIONS=true: the Markdown report appended to
+ * $GITHUB_STEP_SUMMARY (cut at a line, with a note, where it would pass GitHub's 1 MiB
+ * with what earlier steps wrote), and one workflow command per failing policy line
  * (`::error file=…,line=…,title=…::message`). Failures of the same check with the same
  * reason on one line are folded into one annotation listing their cells, because
  * GitHub shows only a few annotations per step. Paths are made relative to the
  * workspace ($GITHUB_WORKSPACE, else the cwd). Values are escaped per GitHub's
  * workflow-command rules (% \r \n in data; also : and , in properties).
  */
-import { appendFile } from 'node:fs/promises';
+import { appendFile, stat } from 'node:fs/promises';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { checkKey, type CheckResult } from '../core/check.js';
 import { REASONS } from '../core/reasons.js';
 
-/** The step summary limit is 1 MiB; a larger table is replaced by a pointer to the artifact. */
-const SUMMARY_LIMIT = 1024 * 1024;
+/** GitHub refuses a step summary over 1 MiB; a longer report is cut at a line, with a note. */
+export const SUMMARY_LIMIT = 1024 * 1024;
 
 /** Annotations are read by people in a side panel: the full evidence is in junit.xml and table.html. */
 const EVIDENCE_LIMIT = 600;
@@ -73,17 +74,36 @@ export interface GithubOptions {
   expected?: ReadonlySet<string>;
 }
 
+/**
+ * The Markdown report cut to `budget` bytes at a line boundary (a table cut between
+ * rows is still a table), with a note that says so and where the whole report is.
+ */
+export function fitStepSummary(markdown: string, budget: number): string {
+  if (Buffer.byteLength(markdown) <= budget) return markdown;
+  const lines = markdown.split('\n');
+  const note = (shown: number) =>
+    `\n\n**The report is cut here** (${shown} of ${lines.length} lines) to stay under GitHub's 1 MiB job summary limit; the whole report is table.md and table.html in the run's output.\n`;
+  const room = budget - Buffer.byteLength(note(lines.length));
+  let used = 0;
+  let shown = 0;
+  for (const line of lines) {
+    const size = Buffer.byteLength(line) + 1;
+    if (used + size > room) break;
+    used += size;
+    shown++;
+  }
+  return `${lines.slice(0, shown).join('\n')}${note(shown)}`;
+}
+
 /** Job summary and annotations; does nothing outside GitHub Actions. */
 export async function writeGithub(markdown: string, results: readonly CheckResult[], opts: GithubOptions = {}): Promise<void> {
   const env = opts.env ?? process.env;
   if (!githubEnabled(env)) return;
   const summaryFile = env.GITHUB_STEP_SUMMARY;
   if (summaryFile) {
-    const body =
-      Buffer.byteLength(markdown) < SUMMARY_LIMIT
-        ? markdown
-        : `${markdown.split('\n')[0] ?? ''}\n\nThe table is too large for a job summary; see table.md and table.html in the run's output.\n`;
-    await appendFile(summaryFile, `${body}\n`);
+    // Earlier steps' text in the same summary file counts against the limit too.
+    const before = await stat(summaryFile).then((s) => s.size, () => 0);
+    await appendFile(summaryFile, `${fitStepSummary(markdown, SUMMARY_LIMIT - before - 1)}\n`);
   }
   const write = opts.write ?? ((line: string) => process.stdout.write(`${line}\n`));
   const workspace = env.GITHUB_WORKSPACE && env.GITHUB_WORKSPACE.length > 0 ? env.GITHUB_WORKSPACE : process.cwd();

@@ -82,6 +82,18 @@ function schemaCheck(policy: Policy, ctx: CellContext): CheckDraft {
 }
 
 function portabilityCheck(policy: Policy, ctx: CellContext): CheckDraft {
+  if (policy.hooks.length === 0) {
+    // Nothing to port: a policy without a hook attaches nothing on any arch.
+    return {
+      subject: ctx.subjects.get(policy) ?? policy.name,
+      check: 'portability',
+      status: 'fail',
+      reason: 'no-hooks',
+      evidence: { arch: ctx.cell.arch, hooks: 0, why: 'the policy attaches nothing (no kprobes, tracepoints, lsmhooks, uprobes, usdts, enforcers or loader): it can never produce an event' },
+      durationMs: 0,
+      source: policy.source,
+    };
+  }
   const findings = portabilityFindings(policy, [ctx.cell.arch]);
   const first = findings[0];
   return {

@@ -12,7 +12,7 @@
 import { BpfgateError } from '../../core/errors.js';
 import { type ErrorSink, reportError } from '../errors.js';
 import type { Arch } from '../../matrix/cell.js';
-import { type PolicyDocument, type ReadPoliciesResult, readPolicies } from '../../policy/index.js';
+import { type PolicyDocument, type ReadPoliciesResult, policyWarnings, readPolicies } from '../../policy/index.js';
 import type { Finding } from '../../policy/model.js';
 import { ARCHES, portabilityFindings } from '../../policy/syscalls.js';
 
@@ -60,6 +60,8 @@ export interface LintReport {
     namespace?: string;
     errors: Array<{ reason: string; line: number; column: number; path: string; schemaPath: string | null; message: string }>;
     findings: Array<{ arch: Arch; reason: string; message: string; hook: string; path: string | null; line: number; column: number | null }>;
+    /** Valid, but not applied as written everywhere (policy/warnings.ts); never fails lint. */
+    warnings: Array<{ code: string; message: string; path: string; line: number; column: number }>;
     hooks: Array<Record<string, unknown>>;
     needs: Array<{ feature: string; because: string; via?: string; line: number }>;
   }>;
@@ -70,7 +72,7 @@ export interface LintReport {
    * policies: documents of a policy kind that are valid YAML; valid: those without errors;
    * invalid: every document with an error, the yamlInvalid ones included; ignored: other kinds.
    */
-  summary: { policies: number; valid: number; invalid: number; yamlInvalid: number; ignored: number; findings: number };
+  summary: { policies: number; valid: number; invalid: number; yamlInvalid: number; ignored: number; findings: number; warnings: number };
 }
 
 function buildReport(result: ReadPoliciesResult, arches: Arch[]): LintReport {
@@ -103,6 +105,7 @@ function buildReport(result: ReadPoliciesResult, arches: Arch[]): LintReport {
       yamlInvalid: result.documents.filter((d) => !d.policy).length,
       ignored: result.ignored.length,
       findings: documents.reduce((n, d) => n + d.findings.length, 0),
+      warnings: documents.reduce((n, d) => n + d.warnings.length, 0),
     },
   };
 }
@@ -127,6 +130,7 @@ function documentReport(d: PolicyDocument, arches: Arch[]): LintReport['document
       schemaPath: p.schemaPath ?? null,
       message: p.message,
     })),
+    warnings: d.policy ? policyWarnings(d.policy, d.locate) : [],
     findings: findings.map((f) => ({
       arch: f.arch,
       reason: f.reason,
@@ -170,6 +174,7 @@ function textReport(report: LintReport): string {
         text: `${e.reason}: ${e.path === '' ? '' : `${e.path}: `}${e.message}${e.schemaPath ? ` [schema ${e.schemaPath}]` : ''}`,
       })),
       ...d.findings.map((f) => ({ line: f.line, column: f.column ?? 1, text: `${f.reason}: ${f.path ?? f.hook}: ${f.arch}: ${f.message}` })),
+      ...d.warnings.map((w) => ({ line: w.line, column: w.column, text: `warning: ${w.path}: ${w.message}` })),
     ].sort((a, b) => a.line - b.line || a.column - b.column);
     for (const e of entries) lines.push(`${d.file}:${e.line}:${e.column}: ${e.text}`);
   }
@@ -182,6 +187,7 @@ function textReport(report: LintReport): string {
     `${s.yamlInvalid} not valid YAML`,
     `${s.ignored} ignored ${s.ignored === 1 ? 'document' : 'documents'}`,
   ];
+  if (s.warnings > 0) parts.push(`${s.warnings} ${s.warnings === 1 ? 'warning' : 'warnings'}`);
   if (report.arches.length > 0) parts.push(`${s.findings} portability ${s.findings === 1 ? 'finding' : 'findings'} (${report.arches.join(', ')})`);
   parts.push(report.schema.used ? `schema: ${report.schema.source}` : 'schema: not checked');
   lines.push(`lint: ${parts.join('; ')}`);

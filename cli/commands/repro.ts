@@ -23,6 +23,9 @@ import { runMatrix } from '../../runners/orchestrator.js';
 import { BUGS, findBug, type Bug, type KernelBug, type RuntimeBug } from '../../suites/repro/bugs.js';
 import { judgeSocketRestart } from '../../suites/repro/cri-socket.js';
 import { reproSuite } from '../../suites/repro/index.js';
+import { AGENT_BUGS, agentBesideSuite, agentLines, agentPolicyDocuments } from '../../suites/repro/agent.js';
+import { loadBundle } from '../../suites/tetragon/bundle.js';
+import { sha256File } from '../../core/download.js';
 import { interruptOnSignals } from '../interrupt.js';
 import { plainProgress } from '../progress.js';
 import { fileInput, runManifestWriter } from './run.js';
@@ -34,6 +37,8 @@ export interface ReproOptions {
   jobs?: number;
   out: string;
   resume: boolean;
+  /** Tetragon bundles: the agent's own answer beside the kernel bugs it meets (suites/repro/agent.ts). */
+  tetragon?: string[];
   out_stream?: NodeJS.WritableStream;
 }
 
@@ -173,21 +178,26 @@ export async function reproCommand(opts: ReproOptions): Promise<number> {
   const bus = new EventBus().on(store.listener).on(plainProgress());
   using interrupt = interruptOnSignals();
   const suite = reproSuite(kernelBugs);
+  const withAgent = opts.tetragon?.length && kernelBugs.some((b) => (AGENT_BUGS as readonly string[]).includes(b.name));
+  const bundles = withAgent ? await Promise.all(opts.tetragon!.map(loadBundle)) : [];
+  const agentSuite = withAgent ? agentBesideSuite(bundles) : undefined;
+  const documents = agentSuite ? await agentPolicyDocuments() : [];
   // The host cell is described before anything runs: its facts go to run.json with the others'.
   const described = host ? await describeHost(HOST_CONTAINERD_CELL) : undefined;
   const hostFacts = described ? [described.facts] : [];
   const hostTools: Record<string, Record<string, string>> = described ? { containerd: described.tools } : {};
   const writeManifest = runManifestWriter(outDir, {
     matrix: opts.matrix && cells.length > 0 ? await fileInput(opts.matrix) : null,
-    cells: opts.cells ?? null, suites: [suite.name], policies: { roots: [], files: [] }, schema: null, lock: null,
-    triggers: null, agent: null,
+    cells: opts.cells ?? null, suites: agentSuite ? [suite.name, agentSuite.name] : [suite.name], policies: { roots: [], files: [] }, schema: null, lock: null,
+    triggers: null,
+    agent: agentSuite ? { bundles: await Promise.all(bundles.map(async (b) => ({ arch: b.arch, version: b.version, sha256: await sha256File(b.tetragon) }))), args: [], boots: 1 } : null,
   });
 
   let results: CheckResult[] = [];
   let facts: CellFacts[] = [];
   if (cells.length > 0) {
     const outcome = await runMatrix({
-      cells, suites: [suite], documents: [], outDir, store, bus, signal: interrupt.signal,
+      cells, suites: agentSuite ? [suite, agentSuite] : [suite], documents, outDir, store, bus, signal: interrupt.signal,
       onFacts: (matrixFacts, tools) => writeManifest([...matrixFacts, ...hostFacts], { ...tools, ...hostTools }),
       ...(opts.jobs ? { jobs: opts.jobs } : {}),
     });
@@ -210,6 +220,7 @@ export async function reproCommand(opts: ReproOptions): Promise<number> {
   for (const bug of bugs) {
     const verdict = reproVerdict(bug, results);
     out.write(`${verdict.lines.join('\n')}\n`);
+    if (agentSuite && (AGENT_BUGS as readonly string[]).includes(bug.name)) out.write(`${agentLines(results).join('\n')}\n`);
     // Not reproduced because a guest or the runtime failed is the machine's fault; otherwise the bug's verdict failed.
     if (!verdict.reproduced) exit = results.some((r) => r.subject === bug.name && r.status === 'error') && exit !== EXIT.unexpectedFailure ? EXIT.infrastructure : EXIT.unexpectedFailure;
   }

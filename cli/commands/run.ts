@@ -13,14 +13,15 @@ import { BpfgateError, EXIT, InputError } from '../../core/errors.js';
 import { EventBus } from '../../core/events.js';
 import { evaluateGate, loadBaseline, type BaselineEntry, type GateResult } from '../../core/baseline.js';
 import { ResultStore } from '../../core/results-store.js';
-import { inputsHash, readRunManifest, writeRunManifest, RUN_FILE, type RunInputs, type InputFile } from '../../core/run-manifest.js';
+import { inputsHash, readRunManifest, writeRunManifest, RUN_FILE, type RunInputs, type InputFile, type ShardRecord } from '../../core/run-manifest.js';
 import { BPFGATE_VERSION } from '../../core/version.js';
 import { loadDefaultMatrix } from '../../matrix/default.js';
 import { loadMatrix } from '../../matrix/load.js';
 import { selectCells } from '../../matrix/select.js';
+import { formatShard, shardCells, type Shard } from '../../matrix/shard.js';
 import type { Cell } from '../../matrix/cell.js';
 import { readPolicies, type PolicyDocument } from '../../policy/index.js';
-import { writeReports } from '../../reports/index.js';
+import { readPreviousRun, writeReports } from '../../reports/index.js';
 import { runMatrix, type RunOutcome } from '../../runners/orchestrator.js';
 import { readLockFile } from '../../runners/qemu/lockfile.js';
 import { CROSS_CHECKS, resolveSuites, type SuiteOptions } from '../../suites/registry.js';
@@ -45,6 +46,10 @@ export interface RunCommandOptions extends SuiteOptions {
   schema?: string;
   lock?: string;
   timeoutSec?: number;
+  /** Run only this shard of the cells (`--shard I/N`); `bpfgate merge` joins the shards. */
+  shard?: Shard;
+  /** A previous output directory: the reports open with what changed against it. */
+  compare?: string;
   out_stream?: NodeJS.WritableStream;
 }
 
@@ -88,7 +93,7 @@ export function printGate(gate: GateResult, results: CheckResult[], out: NodeJS.
   for (const entry of gate.fixed) {
     out.write(`note: baseline entry ${entry.where.file}:${entry.where.line} (${entry.cell} ${entry.subject} ${entry.reason}) now passes: remove it\n`);
   }
-  out.write(`\nResults: ${outDir}/results.jsonl, run.json, junit.xml, table.md, table.html, table.json\n`);
+  out.write(`\nResults: ${outDir}/results.jsonl, run.json, junit.xml, table.md, table.html, table.json, attack-layer.json\n`);
 }
 
 function attachProgress(bus: EventBus): Promise<void> {
@@ -115,23 +120,35 @@ async function policyInputs(roots: readonly string[], documents: readonly Policy
 }
 
 /** The `onFacts` of a run: run.json, written once every cell's facts are known. */
-export function runManifestWriter(outDir: string, inputs: RunInputs): NonNullable<Parameters<typeof runMatrix>[0]['onFacts']> {
+export function runManifestWriter(outDir: string, inputs: RunInputs, shard?: ShardRecord): NonNullable<Parameters<typeof runMatrix>[0]['onFacts']> {
   const startedAt = new Date().toISOString();
   return (facts, tools) =>
     writeRunManifest(outDir, {
       schemaVersion: 1, bpfgate: BPFGATE_VERSION, startedAt, inputs, inputsSha256: inputsHash(inputs),
-      tools: { node: process.version, ...tools }, cells: [...facts],
+      tools: { node: process.version, ...tools }, cells: [...facts], ...(shard ? { shard } : {}),
     });
+}
+
+/** A shard's run ended: say so in its run.json, so that merge takes it as complete. */
+async function markShardFinished(outDir: string): Promise<void> {
+  const manifest = await readRunManifest(outDir);
+  if (!manifest?.shard) return;
+  await writeRunManifest(outDir, { ...manifest, shard: { ...manifest.shard, finishedAt: new Date().toISOString() } });
 }
 
 export async function runCommand(opts: RunCommandOptions): Promise<number> {
   const out = opts.out_stream ?? process.stdout;
   const outDir = resolve(opts.out);
-  const cells = await planCells(opts.matrix, opts.cells, opts.kubeconfig);
-  const resolved = await resolveSuites(opts.suites ?? defaultSuites(cells, opts.policies), opts);
+  const runCells = await planCells(opts.matrix, opts.cells, opts.kubeconfig);
+  // A shard runs its part of the cells; everything else (suites, inputs, their hash) is the whole run's.
+  const cells = opts.shard ? shardCells(runCells, opts.shard) : runCells;
+  const shard: ShardRecord | undefined = opts.shard && { ...opts.shard, runCells: runCells.map((c) => c.id), cells: cells.map((c) => c.id) };
+  const resolved = await resolveSuites(opts.suites ?? defaultSuites(runCells, opts.policies), opts);
   // A lock file that cannot be read or is malformed is bad input (exit 2), said before anything boots.
   if (opts.lock) await readLockFile(opts.lock);
   const baseline: BaselineEntry[] = opts.baseline ? await loadBaseline(opts.baseline) : [];
+  // Read before anything runs: bad input fails at once, and --compare may name --out itself.
+  const earlier = opts.compare ? await readPreviousRun(opts.compare) : undefined;
   const { documents } = opts.policies.length
     ? await readPolicies(opts.policies, opts.schema ? { schema: opts.schema } : {})
     : { documents: [] };
@@ -150,6 +167,11 @@ export async function runCommand(opts: RunCommandOptions): Promise<number> {
     if (previous && previous.inputsSha256 !== fingerprint) {
       throw new InputError('resume-mismatch', `${outDir}/${RUN_FILE}`, {}, 'expected the inputs of the run being resumed (matrix, cells, suites, policies, lock, triggers, agent): they differ; resume with the same options, or use another --out');
     }
+    const was = previous?.shard ? formatShard(previous.shard) : undefined;
+    const now = opts.shard ? formatShard(opts.shard) : undefined;
+    if (previous && was !== now) {
+      throw new InputError('resume-mismatch', `${outDir}/${RUN_FILE}`, { field: 'shard' }, `expected the shard of the run being resumed (${was ?? 'no --shard'}); got ${now ?? 'no --shard'}`);
+    }
   }
 
   using store = ResultStore.open(outDir, { resume: opts.resume });
@@ -160,7 +182,7 @@ export async function runCommand(opts: RunCommandOptions): Promise<number> {
   const outcome: RunOutcome = await runMatrix({
     cells, suites: resolved.suites, crossChecks: CROSS_CHECKS, documents, outDir, store, bus,
     signal: interrupt.signal,
-    onFacts: runManifestWriter(outDir, inputs),
+    onFacts: runManifestWriter(outDir, inputs, shard),
     ...(opts.platformSettings ? { platformSettings: opts.platformSettings } : {}),
     ...(opts.jobs ? { jobs: opts.jobs } : {}),
     ...(opts.timeoutSec ? { timeoutMs: opts.timeoutSec * 1000 } : {}),
@@ -173,7 +195,13 @@ export async function runCommand(opts: RunCommandOptions): Promise<number> {
   }
   const { results } = outcome;
   const gate = evaluateGate(results, baseline);
-  await writeReports(outDir, results, outcome.facts, { gate });
+  await writeReports(outDir, results, outcome.facts, { gate, ...(earlier ? { compare: earlier } : {}) });
+  if (opts.shard) await markShardFinished(outDir);
+  if (opts.shard && cells.length === 0) {
+    // More shards than work units: an empty shard is complete, and the gate is the merge's.
+    out.write(`\nshard ${formatShard(opts.shard)} has no cells: the run's ${runCells.length} cells fill fewer shards. Results: ${outDir}/run.json\n`);
+    return EXIT.ok;
+  }
   printGate(gate, results, out, outDir);
   return gateExitCode(gate, results);
 }

@@ -111,7 +111,12 @@ export async function runQemuCell(opts: QemuCellOptions): Promise<GuestOutcome> 
     sessions: sessions.filter(({ session }) => (session.boots?.() ?? 1) > index),
   }));
   const schedule = opts.schedule ?? (<T>(boot: () => Promise<T>) => boot());
-  const outcomes = await Promise.all(boots.map((boot) => schedule(() => runBoot(opts, boot, emit))));
+  // A boot that throws is rethrown only once its siblings have ended: they write into the same
+  // scratch directory, which is removed next, and their own failure must not hide the first one.
+  const settled = await Promise.allSettled(boots.map((boot) => schedule(() => runBoot(opts, boot, emit))));
+  const thrown = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+  if (thrown) throw thrown.reason;
+  const outcomes = settled.map((s) => (s as PromiseFulfilledResult<Awaited<ReturnType<typeof runBoot>>>).value);
   if (opts.signal?.aborted) return outcomes[0]!.outcome;
 
   for (const { suite, lane, session } of sessions) {

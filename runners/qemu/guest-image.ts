@@ -1,7 +1,10 @@
 /**
  * Guest images: one small initramfs (gzip'd newc cpio) per arch, the userland of every
  * QEMU cell: busybox, bpftool with its libraries, the project's BPF objects, and the
- * overlay tree guest/rootfs (whose /init is PID 1). Per-cell files go into a separate
+ * overlay tree guest/rootfs (whose /init is PID 1). The kernel lane's image (family
+ * `guest`) also carries the USDT program (guest/usdt) at the paths the example policies
+ * name, and an index of the uprobe offsets of its ELF files (uprobe-index.ts), so a guest
+ * attaches uprobes and USDTs without an ELF reader. Per-cell files go into a separate
  * overlay archive that is appended to the base image (`buildOverlay`), so the base
  * image stays cached.
  *
@@ -17,7 +20,7 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chmod, copyFile, lstat, mkdir, mkdtemp, open, readdir, readFile, readlink, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, lstat, mkdir, mkdtemp, open, readdir, readFile, readlink, rename, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, posix, relative, resolve as resolvePath } from 'node:path';
 import { PACKAGE_ROOT } from '../../core/assets.js';
@@ -27,10 +30,11 @@ import { DEBIAN_ARCH, type Arch } from '../../matrix/cell.js';
 import { privateApt, type PrivateApt, type ResolvedPackage } from './apt.js';
 import { assertToolOk, runHostTool } from './host-tools.js';
 import { packDirectory, stagedEntries } from './cpio.js';
+import { buildUprobeIndex, UPROBE_INDEX_PATH, UPROBE_INDEX_VERSION } from './uprobe-index.js';
 import { sha256File } from '../../core/download.js';
 
 /** Bump when the way an image is assembled changes, so cached images are rebuilt. */
-export const GUEST_IMAGE_LAYOUT_VERSION = 2;
+export const GUEST_IMAGE_LAYOUT_VERSION = 3;
 
 /** A file taken from a package: its path inside the package -> its path in the guest. */
 export interface GuestFileTake {
@@ -38,6 +42,8 @@ export interface GuestFileTake {
   to: string;
   /** An ELF executable: its shared libraries and interpreter are added too. */
   binary?: boolean;
+  /** Symlinks to `to` at these guest paths (`bin/bash`: /bin is /usr/bin on a usrmerged Debian). */
+  links?: string[];
 }
 
 /** A Debian package that contributes to the guest image. */
@@ -68,6 +74,12 @@ export const GUEST_PACKAGES: readonly GuestPackageSpec[] = [
   { package: 'strace', suite: 'bookworm', take: [{ from: 'usr/bin/strace', to: 'usr/bin/strace', binary: true }] },
   { package: 'libunwind8', suite: 'bookworm', libraries: true },
   { package: 'liblzma5', suite: 'bookworm', libraries: true },
+  // What the example uprobe policies name: bash's readline, main and _start. Debian's
+  // usrmerged layout has it at /usr/bin/bash, and /bin/bash is the same file (/bin is a
+  // real directory of busybox applets here, so a symlink stands for /bin -> usr/bin).
+  // libc is in the image already, at /lib/<triplet>/libc.so.6 as Debian keeps it.
+  { package: 'bash', suite: 'bookworm', take: [{ from: 'bin/bash', to: 'usr/bin/bash', binary: true, links: ['bin/bash'] }] },
+  { package: 'libtinfo6', suite: 'bookworm', libraries: true },
 ];
 
 /** GNU triplets: where a Debian package of the arch keeps its libraries. */
@@ -104,6 +116,11 @@ export interface GuestImageOptions {
   rootfsDir?: string;
   /** Defaults to <project>/guest/bpf. */
   bpfDir?: string;
+  /**
+   * The USDT program's sources. The kernel lane's family (`guest`) defaults to
+   * <project>/guest/usdt; an image with a USDT directory also gets the uprobe index.
+   */
+  usdtDir?: string;
   apt?: PrivateApt;
   onProgress?: (line: string) => void;
   /** Host files added as they are (a kubelet, image archives), hashed into the cache key. */
@@ -120,7 +137,9 @@ const inFlight = new Map<string, Promise<GuestImage>>();
  * The base guest image of an arch: from the cache when its inputs are unchanged, else
  * built (packages downloaded, BPF objects compiled, archive packed) and cached.
  */
-export async function buildGuestImage(arch: Arch, opts: GuestImageOptions = {}): Promise<GuestImage> {
+export async function buildGuestImage(arch: Arch, options: GuestImageOptions = {}): Promise<GuestImage> {
+  const kernelLane = (options.family ?? 'guest') === 'guest';
+  const opts = { ...options, usdtDir: options.usdtDir ?? (kernelLane ? join(PACKAGE_ROOT, 'guest', 'usdt') : undefined) };
   const specs = opts.packages ?? GUEST_PACKAGES;
   const rootfsDir = opts.rootfsDir ?? join(PACKAGE_ROOT, 'guest', 'rootfs');
   const bpfDir = opts.bpfDir ?? join(PACKAGE_ROOT, 'guest', 'bpf');
@@ -134,7 +153,12 @@ export async function buildGuestImage(arch: Arch, opts: GuestImageOptions = {}):
   const family = opts.family ?? 'guest';
   const dir = join(await cacheDir(family), `${arch}-${inputs.hash.slice(0, 16)}`);
   const cached = await readImageManifest(dir);
-  if (cached) return { ...cached, path: join(dir, IMAGE_FILE), origin: 'cache' };
+  if (cached) {
+    // A use counts as new: pruning goes by last use, so an image a run is using is never the oldest.
+    const now = new Date();
+    await utimes(dir, now, now).catch(() => {});
+    return { ...cached, path: join(dir, IMAGE_FILE), origin: 'cache' };
+  }
   let pending = inFlight.get(dir);
   if (!pending) {
     pending = assemble(arch, specs, resolved, inputs, rootfsDir, bpfDir, dir, apt, opts).finally(() => inFlight.delete(dir));
@@ -192,6 +216,13 @@ async function imageInputs(
     if (st.isFile()) add(`bpf ${rel}`, await readFile(join(bpfDir, rel)));
   }
   add('clang', clang);
+  if (opts.usdtDir) {
+    for (const rel of existsSync(opts.usdtDir) ? await stagedEntries(opts.usdtDir) : []) {
+      if ((await lstat(join(opts.usdtDir, rel))).isFile()) add(`usdt ${rel}`, await readFile(join(opts.usdtDir, rel)));
+    }
+    add('usdt-tools', await usdtToolIdentity());
+    add('uprobe-index', String(UPROBE_INDEX_VERSION));
+  }
   for (const f of opts.extraFiles ?? []) add(`extra ${f.to} ${(f.mode ?? 0o755).toString(8)}`, await sha256File(f.from));
   add('compress', String(opts.compress ?? true));
   return { hash: hash.digest('hex'), clang };
@@ -252,6 +283,12 @@ export async function stageUserland(
       await copyFile(source, target);
       await chmod(target, (await stat(source)).mode & 0o7777);
       if (take.binary) binaries.push(target);
+      for (const link of take.links ?? []) {
+        const at = join(image, link);
+        await mkdir(dirname(at), { recursive: true });
+        await rm(at, { force: true });
+        await symlink(`/${posix.normalize(take.to)}`, at);
+      }
     }
   }
   await addSharedLibraries(arch, image, binaries, libs);
@@ -287,6 +324,12 @@ async function assemble(
       await copyFile(f.from, target);
       await chmod(target, f.mode ?? 0o755);
     }
+    if (opts.usdtDir) {
+      await compileUsdtProgram(opts.usdtDir, image, arch);
+      const index = join(image, UPROBE_INDEX_PATH);
+      await mkdir(dirname(index), { recursive: true });
+      await writeFile(index, await buildUprobeIndex(image));
+    }
 
     const out = join(work, IMAGE_FILE);
     const packed = await packDirectory(image, out, opts.compress === false ? { gzipLevel: 0 } : {});
@@ -314,13 +357,21 @@ async function assemble(
   }
 }
 
-/** Keeps the three newest cached images of an arch (BPF edits make new ones). */
+/** An image unused this long may go; a run that started before may still be booting it. */
+const PRUNE_UNUSED_MS = 24 * 3600_000;
+
+/**
+ * Keeps the three most recently used cached images of an arch (BPF edits make new ones),
+ * and any used within a day: another bpfgate run (another checkout, another version) may be
+ * booting it right now, and removing it under that run fails its next boot.
+ */
 async function pruneOldImages(arch: Arch, keep: string): Promise<void> {
   const root = dirname(keep);
   const dirs = (await readdir(root)).filter((n) => n.startsWith(`${arch}-`)).map((n) => join(root, n));
   const dated = await Promise.all(dirs.map(async (d) => ({ d, t: (await stat(d)).mtimeMs })));
   dated.sort((a, b) => b.t - a.t);
-  for (const { d } of dated.slice(3)) if (d !== keep) await rm(d, { recursive: true, force: true });
+  const cutoff = Date.now() - PRUNE_UNUSED_MS;
+  for (const { d, t } of dated.slice(3)) if (d !== keep && t < cutoff) await rm(d, { recursive: true, force: true });
 }
 
 // ---------------------------------------------------------------------------------------
@@ -473,6 +524,69 @@ export async function compileBpfObjects(bpfDir: string, outDir: string, arch: Ar
     objects.push(obj);
   }
   return objects;
+}
+
+// ---------------------------------------------------------------------------------------
+// The USDT program
+
+/**
+ * Where the USDT program goes: the paths of the tester programs Tetragon's USDT examples
+ * name (usdt.yaml, usdt-set.yaml). bpfgate's own program (guest/usdt/usdt.c) stands in
+ * for them; each path is a copy of its own, as the examples name two programs.
+ */
+export const USDT_PROGRAM_PATHS = [
+  'home/jolsa/tetragon/contrib/tester-progs/usdt',
+  'home/jolsa/tetragon/contrib/tester-progs/usdt-override',
+] as const;
+
+/** clang's target triple per arch. */
+const CLANG_TARGET: Record<Arch, string> = { x86_64: 'x86_64-linux-gnu', arm64: 'aarch64-linux-gnu' };
+
+/** The directory that holds systemtap's sys/sdt.h (systemtap-sdt-dev), on the host. */
+function sdtIncludeDir(): string {
+  const dirs = ['/usr/include', hostMultiarchInclude()].filter((d): d is string => d !== undefined);
+  const dir = dirs.find((d) => existsSync(join(d, 'sys', 'sdt.h')));
+  if (!dir) throw new InfraError('infra-tool-missing', 'sys/sdt.h is missing (apt-get install systemtap-sdt-dev)');
+  return dir;
+}
+
+let usdtToolsMemo: Promise<string> | undefined;
+
+/** sys/sdt.h's hash and ld.lld's version: with clang's, they shape the USDT program. */
+async function usdtToolIdentity(): Promise<string> {
+  usdtToolsMemo ??= (async () => {
+    const sdt = createHash('sha256').update(await readFile(join(sdtIncludeDir(), 'sys', 'sdt.h'))).digest('hex').slice(0, 16);
+    const lld = await runHostTool('ld.lld', ['--version'], { providedBy: 'lld' });
+    assertToolOk(lld, 'infra-tool-missing', 'ld.lld --version');
+    return `sdt.h=${sdt} ${String(lld.stdout).split('\n')[0]}`;
+  })();
+  usdtToolsMemo.catch(() => (usdtToolsMemo = undefined));
+  return usdtToolsMemo;
+}
+
+/**
+ * Builds guest/usdt/usdt.c for the guest's arch with the host's clang and lld: freestanding
+ * and static (its own _start, raw syscalls: no libc to match), and puts a copy at each of
+ * USDT_PROGRAM_PATHS. The header is systemtap's <sys/sdt.h>, arch-neutral, the only one
+ * the program includes.
+ */
+async function compileUsdtProgram(usdtDir: string, image: string, arch: Arch): Promise<void> {
+  const source = join(usdtDir, 'usdt.c');
+  if (!existsSync(source)) throw new InfraError('infra-guest-build', `${source} is missing: the kernel lane's image carries the USDT program`);
+  const out = join(image, USDT_PROGRAM_PATHS[0]);
+  await mkdir(dirname(out), { recursive: true });
+  // The host's sdt.h comes after the target's own include paths: it is the one header included.
+  const args = [`--target=${CLANG_TARGET[arch]}`, '-O2', '-Wall', '-ffreestanding', '-fno-stack-protector', '-fno-pic', '-fno-asynchronous-unwind-tables',
+    '-static', '-nostdlib', '-fuse-ld=lld', '-Wl,--build-id=none', '-idirafter', sdtIncludeDir(), '-o', out, source];
+  const r = await runHostTool('clang', args, { providedBy: 'clang' });
+  if (r.exitCode !== 0) {
+    throw new InfraError('infra-guest-build', `clang could not build ${source} for ${arch}: ${String(r.stderr).trim().split('\n').slice(0, 5).join(' | ')}`);
+  }
+  await chmod(out, 0o755);
+  for (const path of USDT_PROGRAM_PATHS.slice(1)) {
+    await copyFile(out, join(image, path));
+    await chmod(join(image, path), 0o755);
+  }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -21,6 +21,8 @@ import { judgeAfterRestart, judgePodMetadata, type RuntimeRestart, type TriggerP
 
 export const CLUSTER_CHECKS: CheckNames = { load: 'cluster:load', events: 'cluster:events', fired: 'cluster:fired', agent: 'cluster:agent' };
 export const POD_METADATA_CHECK = 'pod-metadata';
+/** The label every trigger pod carries, its value the trigger's id: it roots the trigger's events. */
+export const TRIGGER_LABEL = 'bpfgate.dev/trigger';
 /** The pod metadata of the triggers run again after the node's container runtime restarted. */
 export const AFTER_RESTART_CHECK = 'pod-metadata:after-runtime-restart';
 
@@ -77,8 +79,10 @@ export interface NodeEvidence {
 /** The trigger-phase verdicts of one node (its load verdicts come first, from judgeLoads). */
 export function judgeNode(plan: TetragonPlan, triggers: readonly Trigger[], ev: NodeEvidence): CheckDraft[] {
   const out: CheckDraft[] = [];
-  const report: AgentReport = { ...ev.report, events: [...ev.first.events] };
-  for (const check of judgeTriggers(plan, triggers, [report], ev.arch, CLUSTER_CHECKS)) {
+  // A trigger's events are its pod's (and its process tree's, and those carrying its marker).
+  const roots = { podLabel: { key: TRIGGER_LABEL, markerOf: new Map(triggers.map((t) => [t.id, t.marker])) } };
+  const report: AgentReport = { ...ev.report, events: [...ev.first.events], roots };
+  for (const check of judgeTriggers(plan, triggers, [report], ev.arch, CLUSTER_CHECKS, { inPods: true })) {
     const pod = ev.first.pods.get(check.subject);
     const evidence = { ...check.evidence, node: ev.node, lost: ev.lost ?? ev.lostUnknown, ...(pod ? { pod: `${pod.namespace}/${pod.name}`, podPhase: pod.phase } : {}) };
     out.push(unlessLost({ ...check, evidence }, ev.lost));

@@ -27,13 +27,13 @@ import type { KubeCluster, KubeNode, KubeSession } from '../../runners/kube/sess
 import { bundleFor, type TetragonBundle } from '../tetragon/bundle.js';
 import { readExport, type TetragonEvent } from '../tetragon/events.js';
 import { counterValue, lostBetween, lostCounts, type LostCounts } from '../tetragon/agent-metrics.js';
-import { agentErrors, parsePolicyList, type PolicyLoadState } from '../tetragon/load-state.js';
+import { agentErrors, HOOK_LOG_LINE, parsePolicyList, type PolicyLoadState } from '../tetragon/load-state.js';
 import { judgeLoads, type AgentReport } from '../tetragon/judge.js';
 import { programSets, TCG_AGENT_START_SECONDS, TCG_SECONDS_PER_PROGRAM_SET } from '../tetragon/boots.js';
 import { asApplied, planTetragonCell, type TetragonPlan } from '../tetragon/plan.js';
 import type { Trigger } from '../triggers/model.js';
 import { nodeImageFiles, TRIGGER_GATE, TRIGGER_IMAGE, tetragonTag, triggerCommand } from './images.js';
-import { AFTER_RESTART_CHECK, CLUSTER_CHECKS, judgeNode, NODE_FILES, POD_METADATA_CHECK, type TriggerPods } from './judge.js';
+import { AFTER_RESTART_CHECK, CLUSTER_CHECKS, judgeNode, NODE_FILES, POD_METADATA_CHECK, TRIGGER_LABEL, type TriggerPods } from './judge.js';
 import type { RuntimeRestart, TriggerPod } from './pod.js';
 
 
@@ -548,9 +548,12 @@ export class ClusterKubeSession implements KubeSession {
       const listed = wanted.every((n) => states.some((s) => s.name === n));
       return listed && !states.some((s) => s.state === 'TP_STATE_LOADING') ? true : undefined;
     }, budgetS * 1000, 3000, cluster.signal);
-    const log = await cluster.api.logTail(setup.agent.namespace, pod, 'tetragon', { lines: 60 }).catch(() => '');
+    // The whole log for the loader's per-hook lines (a call skipped as not found), its tail for errors.
+    const log = await cluster.api.logTail(setup.agent.namespace, pod, 'tetragon', { lines: 5000 }).catch(() => '');
+    const lines = log.split('\n');
+    const hookLog = lines.filter((l) => HOOK_LOG_LINE.test(l)).join('\n');
     const listed = wanted.every((n) => states.some((s) => s.name === n));
-    return { report: { ready: settled === true || listed, alive: true, states, events: [], agentLog: log, tetraStderr: stderr, waitedS: Math.round((Date.now() - t0) / 1000) }, listing };
+    return { report: { ready: settled === true || listed, alive: true, states, events: [], agentLog: lines.slice(-60).join('\n'), hookLog, tetraStderr: stderr, waitedS: Math.round((Date.now() - t0) / 1000) }, listing };
   }
 
   /** Each trigger as a pod pinned to the node, a few at a time; returns each pod as it ended. */
@@ -568,7 +571,7 @@ export class ClusterKubeSession implements KubeSession {
     };
     const one = async (t: Trigger): Promise<void> => {
       const name = `${t.id}`.slice(0, 38) + (round ? `-${round}` : '') + `-${suffix}`.slice(0, 22);
-      const labels = { ...cluster.labels, 'bpfgate.dev/trigger': t.id };
+      const labels = { ...cluster.labels, [TRIGGER_LABEL]: t.id };
       const pod: KubeObject = {
         apiVersion: 'v1',
         kind: 'Pod',

@@ -13,11 +13,13 @@ import type { GuestRecord } from '../../runners/qemu/protocol.js';
 import type { GuestFile, QemuSession } from '../../runners/qemu/session.js';
 import type { GuestOutcome } from '../../runners/qemu/vm.js';
 import { probeStepFile } from '../probe/index.js';
-import { attachFailureReason, readAttach, readFacts } from '../probe/evidence.js';
+import { attachFailureReason, readAttach, readFacts, type AttachResult } from '../probe/evidence.js';
+import type { Policy } from '../../policy/model.js';
 import type { Trigger } from '../triggers/model.js';
 import { triggerGuestFiles } from '../triggers/guest-files.js';
 import { CoverageTracker, NULL_TRIGGER_PREFIX, parseRegistered, type TriggerRun } from './coverage.js';
-import { planTargets, targetFiles, type TargetPlan } from './targets.js';
+import { emptyResolution, parseResolved, type Resolution } from './registration.js';
+import { GENERATED_LIST_CAP, planTargets, targetFiles, type TargetPlan } from './targets.js';
 import { judgePolicy, type FeatureState } from './verdict.js';
 
 /** Two null runs: the noise of launching a trigger and reading the counters. */
@@ -27,9 +29,13 @@ class PoliciesSession implements QemuSession {
   private readonly plan: TargetPlan;
   private readonly tracker: CoverageTracker;
   private refused = new Map<string, string>();
+  private resolution: Resolution = emptyResolution();
   private readonly features: FeatureState = { lsmActive: undefined, trampolines: undefined, overrideReturn: undefined, fmodRet: undefined };
   private readonly policies;
   private started = Date.now();
+  /** Multi links attached (kmulti, umulti) and whether the kernel lets them share a tail-call map with single probes. */
+  private readonly multi = new Map<string, boolean>();
+  private readonly mixedTailCalls: { kprobe?: MixedTailCalls; uprobe?: MixedTailCalls } = {};
 
   constructor(private readonly ctx: CellContext, private readonly triggers: Trigger[]) {
     this.policies = validPolicies(ctx);
@@ -38,13 +44,20 @@ class PoliciesSession implements QemuSession {
   }
 
   guestFiles(): GuestFile[] {
-    const { kprobes, tracepoints } = targetFiles(this.plan);
+    const { kprobes, tracepoints, uprobes, lists, syscalls } = targetFiles(this.plan, this.ctx.cell.arch);
+    const asset = (name: string) => readFileSync(assetPath('suites', 'policies', 'guest', name));
     const files: GuestFile[] = [
       probeStepFile(),
-      { path: '/bpfgate/steps/20-policies.sh', content: readFileSync(assetPath('suites', 'policies', 'guest', 'policies.sh')) },
+      { path: '/bpfgate/steps/20-policies.sh', content: asset('policies.sh') },
       { path: '/bpfgate/policies/kprobes', content: kprobes },
       { path: '/bpfgate/policies/tracepoints', content: tracepoints },
-      { path: '/bpfgate/policies/counters.awk', content: readFileSync(assetPath('suites', 'policies', 'guest', 'counters.awk')) },
+      { path: '/bpfgate/policies/uprobes', content: uprobes },
+      { path: '/bpfgate/policies/lists', content: lists },
+      { path: '/bpfgate/policies/syscalls', content: syscalls },
+      { path: '/bpfgate/policies/list-cap', content: `${GENERATED_LIST_CAP}\n` },
+      { path: '/bpfgate/policies/counters.awk', content: asset('counters.awk') },
+      // Only where the loader's hook is a target: the guest step opens mmap events when it finds it.
+      ...(this.plan.mmapEvents ? [{ path: '/bpfgate/policies/mmap-events.pl', content: asset('mmap-events.pl') }] : []),
     ];
     const nulls = Array.from({ length: NULL_RUNS }, (_, i) => ({
       id: `${NULL_TRIGGER_PREFIX}${i + 1}`, marker: `bpfgate-null-${i + 1}`, steps: 'true\n', cleanup: 'true\n',
@@ -72,10 +85,16 @@ class PoliciesSession implements QemuSession {
         if (a.object === 'fentry') this.features.trampolines = verdict;
         if (a.object === 'fmodret') this.features.fmodRet = verdict;
         if (a.object === 'override') this.features.overrideReturn = a.attached;
+        if (a.object === 'kmulti' || a.object === 'umulti') this.multi.set(a.object, a.attached);
+        if (a.object === 'tailcall') this.mixedTailCalls.kprobe = mixedTailCallState(this.multi.get('kmulti'), a);
+        if (a.object === 'utailcall') this.mixedTailCalls.uprobe = mixedTailCallState(this.multi.get('umulti'), a);
         return [];
       }
       case 'registered':
         this.refused = parseRegistered(record.body);
+        return [];
+      case 'resolved':
+        this.resolution = parseResolved(record.body);
         return [];
       case 'counters': {
         const run = this.tracker.onCounters(record);
@@ -100,8 +119,8 @@ class PoliciesSession implements QemuSession {
       if (above > 0 && target) fired[`${target.kind}:${target.what}`] = above;
     }
     const hints = trigger ? (this.plan.forTrigger.get(trigger) ?? []) : [];
-    const missed = hints.filter((h) => !this.refused.has(h.target.name) && fired[`${h.target.kind}:${h.target.what}`] === undefined).map((h) => h.hint);
-    const absent = hints.filter((h) => this.refused.has(h.target.name)).map((h) => `${h.hint} (${this.refused.get(h.target.name)})`);
+    const missed = hints.filter((h) => this.absentHere(h.target.name) === undefined && fired[`${h.target.kind}:${h.target.what}`] === undefined).map((h) => h.hint);
+    const absent = hints.filter((h) => this.absentHere(h.target.name) !== undefined).map((h) => `${h.hint} (${this.absentHere(h.target.name)})`);
     const durationMs = Date.now() - this.started;
     this.started = Date.now();
     return {
@@ -122,13 +141,45 @@ class PoliciesSession implements QemuSession {
     };
   }
 
+  /** Why a target is not on this cell (the kernel refused it, or its binary or symbol is missing), or undefined. */
+  private absentHere(name: string): string | undefined {
+    const refused = this.refused.get(name);
+    if (refused) return refused;
+    const binary = this.resolution.binaryMissing.get(name);
+    if (binary) return `no ${binary.path} here`;
+    const symbol = this.resolution.symbolMissing.get(name);
+    if (symbol) return `${symbol.path} has no such ${symbol.what}`;
+    return undefined;
+  }
+
   finish(outcome: GuestOutcome): CheckDraft[] {
     if (outcome.status !== 'done') return []; // unanswered policies are charged to the infrastructure
     const hinted = new Map<string, Set<string>>();
     for (const [trigger, hints] of this.plan.forTrigger) hinted.set(trigger.id, new Set(hints.map((h) => h.target.name)));
-    const measurements = { plan: this.plan, refused: this.refused, firing: this.tracker.firing(), hinted, features: this.features };
-    return this.policies.map((p) => judgePolicy(p, subjectOf(this.ctx, p), measurements));
+    const measurements = { plan: this.plan, refused: this.refused, resolution: this.resolution, firing: this.tracker.firing(), hinted, features: this.features };
+    return this.policies.map((p) => withMixedTailCalls(judgePolicy(p, subjectOf(this.ctx, p), measurements), p, this.mixedTailCalls));
   }
+}
+
+/**
+ * Whether this kernel lets a kprobe.multi program share a tail-call map with kprobe
+ * programs, as an agent with multi-kprobes needs (the probe step's tailcall object).
+ * Not a verdict of the policy's hooks: evidence the prediction check reads against an
+ * agent that attaches through kprobe.multi.
+ */
+export type MixedTailCalls = 'works' | 'refused' | 'no-multi-link';
+
+function mixedTailCallState(multiAttached: boolean | undefined, a: AttachResult): MixedTailCalls | undefined {
+  if (multiAttached === false) return 'no-multi-link';
+  if (!a.attached) return attachFailureReason(a) === 'tailcall-attach-type' ? 'refused' : undefined;
+  return (a.hits ?? 0) > 0 ? 'works' : undefined;
+}
+
+function withMixedTailCalls(check: CheckDraft, policy: Policy, state: { kprobe?: MixedTailCalls; uprobe?: MixedTailCalls }): CheckDraft {
+  const kprobes = state.kprobe && policy.hooks.some((h) => h.kind === 'kprobe');
+  const uprobes = state.uprobe && policy.hooks.some((h) => h.kind === 'uprobe');
+  if (!kprobes && !uprobes) return check;
+  return { ...check, evidence: { ...check.evidence, ...(kprobes ? { kprobeMultiTailCalls: state.kprobe } : {}), ...(uprobes ? { uprobeMultiTailCalls: state.uprobe } : {}) } };
 }
 
 export function policiesSuite(triggers: Trigger[]): LiveSuite {
@@ -136,8 +187,9 @@ export function policiesSuite(triggers: Trigger[]): LiveSuite {
     kind: 'live',
     name: 'policies',
     lane: 'kernel',
-    // Registration of a few hundred probes, then every trigger with two counter reads under TCG.
-    budgetMs: 60_000 + triggers.length * 2_500,
+    // Registration of a few hundred probes (generated lists: a few hundred more, about 40 ms
+    // each under TCG), then every trigger with two counter reads.
+    budgetMs: 90_000 + triggers.length * 2_500,
     sessions: { qemu: (ctx) => new PoliciesSession(ctx, triggers) },
   };
 }

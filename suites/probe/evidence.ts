@@ -43,7 +43,10 @@ export const PROBE_FEATURES = {
   fmodret: 'fmod-ret',
   lsm: 'lsm',
   override: 'override-return',
+  tailcall: 'kprobe-multi-tailcall',
   tracepoint: 'tracepoint',
+  umulti: 'uprobe-multi',
+  utailcall: 'uprobe-multi-tailcall',
 } as const;
 
 export type ProbeObject = keyof typeof PROBE_FEATURES;
@@ -121,7 +124,11 @@ export function attachFailureReason(a: AttachResult): Reason {
   const text = `${a.error ?? ''}\n${a.output}`;
   if (a.object === 'override' && /bpf_override_return/.test(text)) return 'override-unsupported';
   if (/-524\b|\(-524\)|error \(-524\)/.test(text)) return 'trampoline-unsupported';
-  if (a.object === 'kmulti' && /Operation not supported|-95\b/.test(text)) return 'kprobe-multi-unsupported';
+  if ((a.object === 'kmulti' || a.object === 'tailcall') && /Operation not supported|-95\b/.test(text)) return 'kprobe-multi-unsupported';
+  // Kernels before 6.6 do not know the uprobe_multi link type: EINVAL at attach, not EOPNOTSUPP.
+  if ((a.object === 'umulti' || a.object === 'utailcall') && /Operation not supported|-95\b|failed to attach multi-uprobe: Invalid argument/.test(text)) return 'uprobe-multi-unsupported';
+  // Refused at load, not attach: the second program that uses the map has another expected attach type.
+  if ((a.object === 'tailcall' || a.object === 'utailcall') && /failed to load|load program/i.test(text) && /-22\b|Invalid argument/.test(text)) return 'tailcall-attach-type';
   if (a.object === 'lsm' && /-22\b|Invalid argument/.test(text)) return 'lsm-unsupported';
   if (a.object === 'tracepoint' && /No such file|-2\b/.test(text)) return 'tracepoint-missing';
   if (a.object === 'kprobe' && /No such file|-2\b/.test(text)) return 'symbol-missing';

@@ -17,6 +17,7 @@ import {
   readAttach,
   readFacts,
   readRingbuf,
+  type AttachResult,
   type KernelFacts,
 } from './evidence.js';
 
@@ -32,6 +33,8 @@ function plannedChecks(): PlannedCheck[] {
 
 export class ProbeSession implements QemuSession {
   private facts: KernelFacts | undefined;
+  /** Earlier attach results of this boot (the objects run in name order: kmulti before tailcall, umulti before utailcall). */
+  private readonly attaches = new Map<string, AttachResult>();
   private last = Date.now();
 
   constructor(private readonly ctx: CellContext) {}
@@ -119,6 +122,7 @@ export class ProbeSession implements QemuSession {
 
   private attachCheck(record: GuestRecord): CheckDraft {
     const a = readAttach(record);
+    this.attaches.set(a.object, a);
     const lsm = this.facts?.lsm ?? [];
     const evidence: Record<string, unknown> = { object: `${a.object}.bpf.o`, attached: a.attached };
     if (a.hits !== undefined) evidence.hits = a.hits;
@@ -127,6 +131,17 @@ export class ProbeSession implements QemuSession {
     if (a.feature === 'lsm') evidence.activeLsm = lsm.join(',');
     let status: CheckDraft['status'] = 'pass';
     let reason: Reason | null = null;
+    const kind = a.object === 'tailcall' ? 'kprobe' : a.object === 'utailcall' ? 'uprobe' : undefined;
+    const multi = kind && this.attaches.get(kind === 'kprobe' ? 'kmulti' : 'umulti');
+    if (kind && multi && !multi.attached) {
+      // No multi link here: an agent attaches single probes and shares no map across attach types.
+      const refused = attachFailureReason(a) === 'tailcall-attach-type';
+      return {
+        subject: a.feature, check: 'feature', status: 'skip', reason: null,
+        evidence: { ...evidence, why: `${kind}.multi does not attach on this cell, so no agent mixes it with ${kind}s in one tail-call map`, ...(refused ? { kernelRefusesMixedTailCalls: true } : {}) },
+        durationMs: this.elapsed(),
+      };
+    }
     if (!a.attached) {
       status = 'fail';
       reason = attachFailureReason(a);

@@ -8,7 +8,7 @@
 import type { CellFacts } from '../../core/facts.js';
 import type { Reason } from '../../core/reasons.js';
 import type { Cell } from '../../matrix/cell.js';
-import type { AttachResult, KernelFacts, RingbufResult } from '../probe/evidence.js';
+import { attachFailureReason, type AttachResult, type KernelFacts, type RingbufResult } from '../probe/evidence.js';
 import { CRI_SOCKET_STALE } from './cri-socket.js';
 
 /** What the guest reported that the bugs are judged on. */
@@ -121,7 +121,54 @@ export const KERNEL_BUGS: KernelBug[] = [
       return { shows: all524 ? true : allAttach ? false : undefined, evidence };
     },
   },
+  {
+    kind: 'kernel',
+    name: 'tailcall-attach-type',
+    title: 'a kprobe.multi program and a kprobe program may not share a tail-call map on kernels with the attach-type enforcement (6.12.53+); Tetragon v1.5.0\'s multi-kprobe sensor does that',
+    reason: 'tailcall-attach-type',
+    summary: (e) => {
+      const say = (v: unknown) => {
+        const a = v as { attached?: boolean; hits?: number; error?: string; missing?: boolean } | undefined;
+        if (!a || a.missing) return 'no record';
+        return a.attached ? `attached${a.hits !== undefined ? `, ${a.hits} hits` : ''}` : `refused: ${a.error ?? 'see the output'}`;
+      };
+      const agent = e.agent ? `; agent: ${String(e.agent)}` : '';
+      return `kprobe.multi ${say(e.kprobeMulti)}; kprobe sharing its tail-call map ${say(e.mixedTailCalls)}${agent}`;
+    },
+    expect: (facts, config) => {
+      // Without kprobe.multi no agent mixes the two attach types: the bug cannot hurt here.
+      if (config.get('CONFIG_FPROBE') !== 'y') return 'absent';
+      return enforcesTailcallAttachType(facts);
+    },
+    observe: (o) => {
+      const multi = o.attaches.get('kmulti');
+      const mixed = o.attaches.get('tailcall');
+      const evidence: Record<string, unknown> = { kprobeMulti: attachEvidence(multi), mixedTailCalls: attachEvidence(mixed) };
+      if (!multi || !mixed) return { shows: undefined, evidence };
+      if (!multi.attached) return { shows: false, evidence };
+      if (mixed.attached) return { shows: mixed.hits === undefined ? undefined : false, evidence };
+      return { shows: attachFailureReason(mixed) === 'tailcall-attach-type' ? true : undefined, evidence };
+    },
+  },
 ];
+
+/**
+ * Upstream commit 4540aed51b12 ("bpf: Enforce expected_attach_type for tailcall
+ * compatibility", CVE-2025-40123) is in 6.18 and in the 6.12 stable line from 6.12.53
+ * (Debian 6.12.57-1). Other lines: the version alone does not say, the measurement does.
+ */
+export function enforcesTailcallAttachType(facts: Readonly<CellFacts>): Expectation | undefined {
+  const [major, minor, patch] = upstreamVersion(facts.kernel.version ?? facts.kernel.release);
+  if (major > 6 || (major === 6 && minor >= 18)) return 'shows';
+  if (major === 6 && minor === 12) return patch >= 53 ? 'shows' : 'absent';
+  return undefined;
+}
+
+/** "6.12.57-1" or "6.12.57+deb13-amd64" -> [6, 12, 57]; Debian's bookworm releases ("6.1.0-40-amd64") carry no patch level. */
+export function upstreamVersion(text: string): [number, number, number] {
+  const m = text.match(/^(\d+)\.(\d+)(?:\.(\d+))?/);
+  return m ? [Number(m[1]), Number(m[2]), Number(m[3] ?? 0)] : [0, 0, 0];
+}
 
 /** Every named bug: the kernel ones (QEMU cells), then the runtime ones (the host-containerd cell). */
 export const BUGS: Bug[] = [...KERNEL_BUGS, CRI_SOCKET_STALE];

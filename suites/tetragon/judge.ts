@@ -5,23 +5,25 @@
  * lanes judge through here.
  *
  * - `tetragon:load` per policy: the agent's own state (enabled, load error, partially
- *   enabled), a refusal at add time with the agent's words, or the machine's fault
- *   when the load budget ran out;
- * - `tetragon:events` per trigger: the events tied to it by its marker against its
- *   `expect` list; an expectation no enabled hook can produce is not owed;
+ *   enabled) and its word on single hooks (an enabled policy that attached nothing is no
+ *   pass), a refusal at add time with the agent's words, or the machine's fault when the
+ *   load budget ran out;
+ * - `tetragon:events` per trigger: the events tied to it (its process tree, its marker)
+ *   against its `expect` list; an expectation no enabled hook can produce is not owed
+ *   (owed.ts);
  * - `tetragon:fired` per enabled policy: the events that came through it.
  */
 import type { CheckDraft } from '../../core/check.js';
 import type { Arch } from '../../matrix/cell.js';
 import type { Policy } from '../../policy/model.js';
-import { hasSelectors, hookSpec } from '../../policy/spec.js';
+import { hookSpec } from '../../policy/spec.js';
 import { kprobeSymbol } from '../policies/targets.js';
 import type { ExpectedEvent, Trigger } from '../triggers/model.js';
 import { summarizeEvent, type TetragonEvent } from './events.js';
-import { agentErrors, loadVerdict, type PolicyLoadState } from './load-state.js';
-import { findMatch, functionNameMatches, markerOf } from './match.js';
-import { appliedNamespace, type TetragonPlan } from './plan.js';
-import { selectorsMayPass } from './selectors.js';
+import { agentErrors, hookAttachment, loadVerdict, loggedHooks, refusedMixedTailCalls, withHooks, type PolicyLoadState } from './load-state.js';
+import { findMatch, tieToTriggers, type TriggerRoots } from './match.js';
+import { owes, watches, type EnabledHook } from './owed.js';
+import { appliedNamespace, multiLinks, podScope, type TetragonPlan } from './plan.js';
 
 /** The names of the lane's checks: `tetragon:*` in a QEMU guest, `cluster:*` on a cluster node. */
 export interface CheckNames {
@@ -40,10 +42,14 @@ export interface AgentReport {
   /** The agent's process was still alive when listed. */
   alive: boolean;
   states: PolicyLoadState[];
-  /** Exported events (those tied to a trigger marker). */
+  /** Exported events (those the guest tied to a trigger; a cluster: the whole stream). */
   events: TetragonEvent[];
   /** The tail of the agent's log. */
   agentLog: string;
+  /** The lines of the agent's whole log about single hooks (load-state.ts loggedHooks); the tail's when absent. */
+  hookLog?: string;
+  /** What roots each trigger's process tree in these events, besides markers (match.ts tieToTriggers). */
+  roots?: TriggerRoots;
   /** What tetra said on stderr when the listing failed. */
   tetraStderr: string;
   /** Seconds from the agent's start to the listing. */
@@ -76,28 +82,37 @@ export function judgeAdd(plan: TetragonPlan, answer: AddAnswer, durationMs: numb
   if (answer.rc === 'budget') {
     return { ...base, status: 'error', reason: 'infra-boot-timeout', evidence: { why: `not added: the load budget ran out at ${answer.at} s of guest uptime`, agent: plan.bundle?.version, ...boot } };
   }
-  return { ...base, status: 'fail', reason: 'load-error', evidence: { agent: plan.bundle?.version, tetraAdd: answer.output.trim().slice(0, 2000), at: answer.at, ...boot } };
+  const multi = multiLinks(policy, plan);
+  const reason = refusedMixedTailCalls(answer.output) ? 'tailcall-attach-type' : 'load-error';
+  return { ...base, status: 'fail', reason, evidence: { agent: plan.bundle?.version, ...multi, tetraAdd: answer.output.trim().slice(0, 2000), at: answer.at, ...boot } };
 }
 
 /** The load checks of the policies of one boot, from that boot's agent report. */
 export function judgeLoads(plan: TetragonPlan, boot: number, report: AgentReport, durationMs: number, checks: CheckNames = VM_CHECKS): CheckDraft[] {
+  const logged = loggedHooks(report.hookLog ?? report.agentLog);
   return plan.policies.flatMap((p, i) => {
     if (plan.bootOf[i] !== boot) return [];
     const name = plan.names[i]!;
     const namespace = plan.namespaces ? plan.namespaces[i] : appliedNamespace(p);
     const state = report.states.find((s) => s.name === name && (s.namespace || undefined) === namespace);
-    const verdict = report.ready ? loadVerdict(state) : { status: 'fail' as const, reason: 'load-error' as const };
+    // The agent's word on single hooks: an enabled policy may still have attached none of them.
+    const hooks = state ? hookAttachment(p, state, logged.get(namespace ? `${namespace}/${name}` : name)) : undefined;
+    const verdict = !report.ready ? { status: 'fail' as const, reason: 'load-error' as const } : hooks ? withHooks(loadVerdict(state), state, hooks) : loadVerdict(state);
     return [{
       subject: plan.subjects[i]!,
       check: checks.load,
       ...verdict,
       evidence: {
         agent: plan.bundle?.version,
+        ...multiLinks(p, plan),
         ...(name !== p.name ? { agentName: name } : {}),
         ...(plan.bootCount > 1 ? { boot: boot + 1 } : {}),
         ready: report.ready,
         waitedS: report.waitedS,
         ...(state ? { state: state.state, ...(state.error ? { error: state.error } : {}) } : { state: 'not listed by the agent' }),
+        ...(hooks?.nothing ? { attached: `none of its ${p.hooks.length} hooks (the agent lists no sensor for it)` } : {}),
+        ...(hooks?.statuses.length ? { hookStatuses: hooks.statuses } : {}),
+        ...(hooks?.warnings.length ? { loaderWarnings: hooks.warnings } : {}),
         ...(report.ready ? {} : { agentAlive: report.alive, tetra: report.tetraStderr.trim().slice(-500), agentErrors: agentErrors(report.agentLog) }),
       },
       durationMs,
@@ -113,36 +128,34 @@ export function judgeAgent(plan: TetragonPlan, boot: number, report: AgentReport
   return [{ subject, check: checks.agent, status: 'fail', reason: 'load-error', evidence: { agentErrors: agentErrors(report.agentLog), logTail: report.agentLog.slice(-3000) }, durationMs: 0 }];
 }
 
-/** A hook of an enabled policy: `kind:name` as events name it, and its policy entry. */
-interface EnabledHook {
-  key: string;
-  spec: Record<string, unknown> | undefined;
-  /** Behind selectors: it exports only the hits they let through. */
-  filtered: boolean;
-}
-
-function enabledHooks(policies: readonly Policy[], enabled: ReadonlySet<Policy>, arch: Arch): EnabledHook[] {
-  return policies.filter((p) => enabled.has(p)).flatMap((p) =>
-    p.hooks.map((h) => {
+function enabledHooks(plan: TetragonPlan, enabled: ReadonlySet<Policy>, arch: Arch): EnabledHook[] {
+  return plan.policies.flatMap((p, i) => {
+    if (!enabled.has(p)) return [];
+    const pods = podScope(p);
+    return p.hooks.map((h) => {
       const kind = h.kind === 'rawtp' ? 'tracepoint' : h.kind;
-      return { key: `${kind}:${h.kind === 'kprobe' ? kprobeSymbol(h, arch) : h.name}`, spec: hookSpec(p, h), filtered: hasSelectors(p, h) };
-    }),
-  );
+      return { policy: plan.names[i]!, key: `${kind}:${h.kind === 'kprobe' ? kprobeSymbol(h, arch) : h.name}`, spec: hookSpec(p, h), ...(pods ? { pods } : {}) };
+    });
+  });
 }
 
-/** The enabled hooks that watch what this expectation is about. */
-function watching(expected: ExpectedEvent, hooks: readonly EnabledHook[]): EnabledHook[] {
-  if (expected.type === 'process_exec') return [];
-  if (expected.type === 'process_tracepoint') return hooks.filter((h) => h.key === `tracepoint:${expected.subsys}/${expected.event}`);
-  const kind = expected.type === 'process_lsm' ? 'lsm' : 'kprobe';
-  return hooks.filter((h) => h.key.startsWith(`${kind}:`) && functionNameMatches(expected.function_name, h.key.slice(kind.length + 1)));
+/** Options of judgeTriggers. */
+export interface TriggerJudging {
+  /** The triggers ran in pods (a cluster lane): policies narrowed to pods may see them. */
+  inPods?: boolean;
 }
 
 /**
  * The triggers' checks and each enabled policy's `tetragon:fired`, on the reports of
  * every boot of the cell together (each boot ran every trigger with its own policies).
+ *
+ * A trigger's events are those tied to it (match.ts tieToTriggers: its process tree, its
+ * marker), per report. Each expectation is owed by the enabled hooks that can produce it
+ * (owed.ts); one no hook owes is not judged, and is in the evidence with each watching
+ * hook's reason. An owed expectation must be met by an event of a policy that owes it
+ * (an exec: by any event). No owed expectation: `untested`, never a mismatch.
  */
-export function judgeTriggers(plan: TetragonPlan, triggers: readonly Trigger[], reports: readonly AgentReport[], arch: Arch, checks: CheckNames = VM_CHECKS): CheckDraft[] {
+export function judgeTriggers(plan: TetragonPlan, triggers: readonly Trigger[], reports: readonly AgentReport[], arch: Arch, checks: CheckNames = VM_CHECKS, options: TriggerJudging = {}): CheckDraft[] {
   const ready = reports.filter((r) => r.ready);
   if (ready.length === 0) {
     const errors = reports.flatMap((r) => agentErrors(r.agentLog));
@@ -152,38 +165,46 @@ export function judgeTriggers(plan: TetragonPlan, triggers: readonly Trigger[], 
   const events = ready.flatMap((r) => r.events);
   const enabledNames = new Set(ready.flatMap((r) => r.states).filter((s) => s.state === 'TP_STATE_ENABLED').map((s) => s.name));
   const enabled = new Set(plan.policies.filter((_, i) => enabledNames.has(plan.names[i]!)));
-  const hooks = enabledHooks(plan.policies, enabled, arch);
+  const hooks = enabledHooks(plan, enabled, arch);
   const markers = triggers.map((t) => t.marker);
+  // Tied per report: a boot's roots (the pids its triggers ran as) name that boot's processes only.
   const byMarker = new Map<string, TetragonEvent[]>();
-  for (const e of events) {
-    const m = markerOf(e, markers);
-    if (m) byMarker.set(m, [...(byMarker.get(m) ?? []), e]);
+  for (const r of ready) {
+    for (const [m, es] of tieToTriggers(r.events, markers, r.roots)) byMarker.set(m, [...(byMarker.get(m) ?? []), ...es]);
   }
   for (const t of triggers) {
     const mine = byMarker.get(t.marker) ?? [];
-    // An exec is always exported; an unfiltered hook owes every expected event; a hook
-    // behind selectors owes it when the selectors can let it through (selectors.ts) and
-    // did let an event of this trigger through at that hook (then the event must match).
-    const cameThrough = (x: ExpectedEvent) =>
-      mine.some((e) => e.type === x.type && (functionNameMatches('function_name' in x ? x.function_name : '', e.function_name ?? '') || (x.type === 'process_tracepoint' && e.subsys === x.subsys && e.event === x.event)));
-    const owed = (x: ExpectedEvent) => {
-      if (x.type === 'process_exec') return true;
-      const hs = watching(x, hooks);
-      return hs.some((h) => !h.filtered) || (hs.some((h) => selectorsMayPass(h.spec, x)) && cameThrough(x));
-    };
-    const applicable = t.expect.filter(owed);
+    const judged = t.expect.map((x, index) => {
+      if (x.type === 'process_exec') return { x, index, owedBy: null, notOwed: [] };
+      const verdicts = hooks.filter((h) => watches(h, x)).map((h) => ({ h, o: owes(h, x, mine, options.inPods === true) }));
+      return {
+        x,
+        index,
+        owedBy: new Set(verdicts.flatMap(({ h, o }) => (o.owes ? [h.policy] : []))),
+        notOwed: verdicts.flatMap(({ h, o }) => (o.owes ? [] : [{ policy: h.policy, hook: h.key, why: o.why }])),
+      };
+    });
+    const applicable = judged.filter((j) => j.owedBy === null || j.owedBy.size > 0);
+    const notOwed = judged.filter((j) => j.owedBy !== null && j.owedBy.size === 0).map(({ x, notOwed: why }) => ({ expected: x, ...(why.length ? { notOwedBy: why } : { why: 'no enabled policy watches it' }) }));
     const base = { subject: t.id, check: checks.events, durationMs: 0, source: t.source };
     if (applicable.length === 0) {
-      out.push({ ...base, status: 'skip', reason: 'untested', evidence: { why: 'no enabled policy hooks what this trigger expects, or its selectors let none of the trigger\'s events through', events: mine.length } });
+      out.push({ ...base, status: 'skip', reason: 'untested', evidence: { why: 'no enabled policy can produce what this trigger expects', notOwed, events: mine.length } });
       continue;
     }
+    const owedBy = Object.fromEntries(applicable.flatMap(({ x, index, owedBy: by }) => (by ? [[`expect[${index}] ${describeExpected(x)}`, [...by]]] : [])));
+    const judging = { ...(Object.keys(owedBy).length ? { owedBy } : {}), ...(notOwed.length ? { notOwed } : {}) };
     if (mine.length === 0) {
-      out.push({ ...base, status: 'fail', reason: 'no-events', evidence: { expected: applicable, why: `no exported event carries ${t.marker}` } });
+      out.push({ ...base, status: 'fail', reason: 'no-events', evidence: { expected: applicable.map((j) => j.x), why: `no exported event is tied to ${t.marker} (its process tree or its marker)`, ...judging } });
       continue;
     }
-    const misses = applicable.map((x) => ({ x, m: findMatch(x, mine) })).filter(({ m }) => !('matched' in m));
+    // An owed expectation is met by an event of a policy that owes it: another policy's
+    // event at the same hook may lack what it captures.
+    const candidates = (by: Set<string> | null) => (by ? mine.filter((e) => e.policy_name !== undefined && by.has(e.policy_name)) : mine);
+    const found = applicable.map(({ x, owedBy: by }) => ({ x, m: findMatch(x, candidates(by)) }));
+    const misses = found.filter(({ m }) => !('matched' in m));
     if (misses.length === 0) {
-      out.push({ ...base, status: 'pass', reason: null, evidence: { matched: applicable.length, events: mine.length, sample: mine.slice(0, 3).map(summarizeEvent) } });
+      const sample = found.flatMap(({ m }) => ('matched' in m ? [summarizeEvent(m.matched)] : [])).slice(0, 3);
+      out.push({ ...base, status: 'pass', reason: null, evidence: { matched: applicable.length, events: mine.length, sample, ...judging } });
     } else {
       out.push({
         ...base,
@@ -192,6 +213,7 @@ export function judgeTriggers(plan: TetragonPlan, triggers: readonly Trigger[], 
         evidence: {
           unmatched: misses.map(({ x, m }) => ({ expected: x, ...('nearest' in m ? { nearest: summarizeEvent(m.nearest), differences: m.differences } : { nearest: null }) })),
           events: mine.length,
+          ...judging,
         },
       });
     }
@@ -211,4 +233,10 @@ export function judgeTriggers(plan: TetragonPlan, triggers: readonly Trigger[], 
     });
   }
   return out;
+}
+
+/** An expectation in a few words, for evidence keys: `process_kprobe tcp_connect`. */
+function describeExpected(x: ExpectedEvent): string {
+  if (x.type === 'process_tracepoint') return `${x.type} ${x.subsys}/${x.event}`;
+  return 'function_name' in x ? `${x.type} ${x.function_name}` : x.type;
 }

@@ -20,7 +20,7 @@
  * `explainMismatch` returns one line per field that differs: empty exactly when `matches`.
  */
 import type { ArgPredicate, ExpectedEvent, PodPredicate } from '../triggers/model.js';
-import { argumentKind, type ExportedArgument, type TetragonEvent } from './events.js';
+import { argumentKind, type EventProcess, type ExportedArgument, type TetragonEvent } from './events.js';
 
 /** Native syscall entry prefixes that a `sys_NAME` expectation also accepts. */
 export const SYSCALL_ARCH_PREFIXES = ['__x64_', '__arm64_'] as const;
@@ -208,4 +208,81 @@ function show(value: unknown): string {
   if (value === undefined || value === null) return '(absent)';
   const text = typeof value === 'string' ? JSON.stringify(value) : typeof value === 'object' ? JSON.stringify(value) : String(value);
   return text.length > MAX_SHOWN ? `${text.slice(0, MAX_SHOWN - 1)}…` : text;
+}
+
+// ---- tying events to triggers ----
+
+/** What roots a trigger's process tree, besides a marker in a process's argv or binary. */
+export interface TriggerRoots {
+  /** pid -> marker: the process a trigger's steps ran as (a QEMU guest, one boot). */
+  pids?: ReadonlyMap<number, string>;
+  /** A pod label whose value is a trigger's id (a cluster's trigger pods). */
+  podLabel?: { key: string; markerOf: ReadonlyMap<string, string> };
+}
+
+/**
+ * Each trigger's events (by marker), in export order. An event belongs to a trigger when
+ * its process (or, failing that, its parent) descends from a root of the trigger: the
+ * process its steps ran as, a process of its pod, or a process whose argv or binary
+ * carries its marker; else when a string in its args carries the marker (a kernel thread
+ * acting on a marker file). The tree is what ties a helper whose argv names no marker
+ * (t1105's `nc`): each process names its parent by `parent_exec_id`, and an exec within
+ * one pid names the image it replaced, so the chain reaches the root. Events of other
+ * processes belong to no trigger. The guest's pre-filter (guest/tied-events.awk) keeps
+ * the same lines.
+ */
+export function tieToTriggers(events: readonly TetragonEvent[], markers: readonly string[], roots: TriggerRoots = {}): Map<string, TetragonEvent[]> {
+  const up = new Map<string, string>();
+  const rooted = new Map<string, string>();
+  const ownMarker = (p: EventProcess): string | undefined => {
+    const label = roots.podLabel && p.pod?.pod_labels?.[roots.podLabel.key];
+    return (
+      (p.pid !== undefined ? roots.pids?.get(p.pid) : undefined) ??
+      (label ? roots.podLabel!.markerOf.get(label) : undefined) ??
+      markers.find((m) => m.length > 0 && (p.arguments.includes(m) || p.binary.includes(m)))
+    );
+  };
+  for (const e of events) {
+    for (const p of [e.process, e.parent]) {
+      if (!p?.exec_id) continue;
+      if (p.parent_exec_id && p.parent_exec_id !== p.exec_id) up.set(p.exec_id, p.parent_exec_id);
+      const m = rooted.has(p.exec_id) ? undefined : ownMarker(p);
+      if (m) rooted.set(p.exec_id, m);
+    }
+    if (e.process?.exec_id && e.parent?.exec_id && !up.has(e.process.exec_id)) up.set(e.process.exec_id, e.parent.exec_id);
+  }
+  const known = new Map<string, string | null>();
+  const markerOfExec = (start: string | undefined): string | undefined => {
+    const chain: string[] = [];
+    let found: string | null = null;
+    for (let id = start; id && chain.length < 64; id = up.get(id)) {
+      const k = known.get(id);
+      if (k !== undefined) {
+        found = k;
+        break;
+      }
+      chain.push(id);
+      const m = rooted.get(id);
+      if (m) {
+        found = m;
+        break;
+      }
+    }
+    for (const id of chain) known.set(id, found);
+    return found ?? undefined;
+  };
+  const out = new Map<string, TetragonEvent[]>();
+  for (const e of events) {
+    let m = markerOfExec(e.process?.exec_id) ?? markerOfExec(e.parent?.exec_id);
+    if (!m) {
+      const texts: string[] = [];
+      for (const arg of e.args ?? []) collectStrings(arg, undefined, texts);
+      m = markers.find((marker) => marker.length > 0 && texts.some((t) => t.includes(marker)));
+    }
+    if (!m) continue;
+    const mine = out.get(m);
+    if (mine) mine.push(e);
+    else out.set(m, [e]);
+  }
+  return out;
 }

@@ -35,6 +35,10 @@ export interface TetragonPlan {
   /** Boot each policy loads in. */
   bootOf: number[];
   bootCount: number;
+  /** The agent attaches kprobes through kprobe.multi on this cell (where the lane knows). */
+  kprobeMulti?: boolean;
+  /** The agent attaches uprobes through uprobe.multi on this cell (where the lane knows). */
+  uprobeMulti?: boolean;
 }
 
 /**
@@ -52,26 +56,56 @@ export function agentNames(policies: readonly Policy[]): string[] {
   });
 }
 
-/** The namespace a policy lands in: a namespaced one without one goes to `default`, as `kubectl apply` puts it. */
+/**
+ * The namespace a policy lands in, as `kubectl apply` puts it: a namespaced one in its own,
+ * or `default` when it names none; a cluster-scoped one in none, even when its file names
+ * one (the API server drops the namespace of a cluster-scoped object, while the agent's own
+ * API refuses it: "metadata.namespace: Forbidden: not allowed on this type").
+ */
 export function appliedNamespace(policy: Policy): string | undefined {
-  return policy.namespace ?? (policy.kind === 'TracingPolicyNamespaced' ? 'default' : undefined);
+  if (policy.kind !== 'TracingPolicyNamespaced') return undefined;
+  return policy.namespace ?? 'default';
 }
 
 /** The policy document as the agent gets it: only `metadata.name` and `metadata.namespace` may differ. */
 export function asApplied(policy: Policy, name: string): unknown {
   const d = policy.doc as { metadata?: Record<string, unknown> };
+  const { namespace: _asWritten, ...metadata } = d.metadata ?? {};
   const namespace = appliedNamespace(policy);
-  return { ...d, metadata: { ...d.metadata, name, ...(namespace ? { namespace } : {}) } };
+  return { ...d, metadata: { ...metadata, name, ...(namespace ? { namespace } : {}) } };
+}
+
+/** A label selector that selects something: one with no labels and no expressions selects everything. */
+function narrows(selector: unknown): boolean {
+  const s = selector as { matchLabels?: Record<string, unknown>; matchExpressions?: unknown[] } | null | undefined;
+  return Object.keys(s?.matchLabels ?? {}).length + (s?.matchExpressions?.length ?? 0) > 0;
 }
 
 /**
- * Agent flags: the user's, plus the policy filter when a namespaced policy is loaded. The
- * release tarball leaves it off and the agent then refuses every namespaced policy; the
- * Kubernetes deployments such policies are written for run with it on.
+ * Which processes the agent's policy filter lets a policy see, as Tetragon v1.5.0 decides
+ * it (pkg/sensors/handler.go updatePolicyFilter): those of pods a `podSelector` or
+ * `containerSelector` with a label or an expression picks (`labels`), else those of its
+ * namespace's pods (`namespace`, a namespaced policy); every process when undefined.
+ */
+export function podScope(policy: Policy): 'namespace' | 'labels' | undefined {
+  const spec = (policy.doc.spec ?? {}) as Record<string, unknown>;
+  if (narrows(spec.podSelector) || narrows(spec.containerSelector)) return 'labels';
+  return policy.kind === 'TracingPolicyNamespaced' ? 'namespace' : undefined;
+}
+
+/** Does the agent need its policy filter for this policy? Without it, it refuses the policy: "policyfilter is disabled". */
+export function needsPolicyFilter(policy: Policy): boolean {
+  return podScope(policy) !== undefined;
+}
+
+/**
+ * Agent flags: the user's, plus the policy filter when a policy needs it (needsPolicyFilter).
+ * The release tarball leaves it off and the agent then refuses such policies; the Kubernetes
+ * deployments they are written for run with it on (the Helm chart's default).
  */
 export function agentFlags(policies: readonly Policy[], userArgs: readonly string[]): string[] {
-  const namespaced = policies.some((p) => p.kind === 'TracingPolicyNamespaced');
-  return namespaced && !userArgs.some((a) => a.startsWith('--enable-policy-filter')) ? [...userArgs, '--enable-policy-filter'] : [...userArgs];
+  const filtered = policies.some(needsPolicyFilter);
+  return filtered && !userArgs.some((a) => a.startsWith('--enable-policy-filter')) ? [...userArgs, '--enable-policy-filter'] : [...userArgs];
 }
 
 /** Does the agent attach a policy's kprobes with one kprobe.multi link on this cell? */
@@ -79,6 +113,30 @@ export function usesKprobeMulti(ctx: CellContext, agentArgs: readonly string[]):
   if (agentArgs.includes('--disable-kprobe-multi')) return false;
   // Tetragon needs fprobe (CONFIG_FPROBE); the kernel lane measured it on x86_64 only.
   return ctx.cell.arch === 'x86_64' && ctx.config.get('CONFIG_FPROBE') === 'y';
+}
+
+/** Does the agent attach uprobes with one uprobe.multi link on this cell? (6.6+, CONFIG_UPROBES; no agent flag turns it off.) */
+export function usesUprobeMulti(ctx: CellContext): boolean {
+  const [major, minor] = ctx.facts.kernel.release.split(/[.+-]/).map(Number);
+  return ctx.config.get('CONFIG_UPROBES') === 'y' && ((major ?? 0) > 6 || ((major ?? 0) === 6 && (minor ?? 0) >= 6));
+}
+
+/**
+ * The multi links the agent attaches this policy's hooks through: spec.kprobes and enforcers
+ * through kprobe.multi, uprobes through uprobe.multi, unless the policy's own
+ * `spec.options` turns them off (`disable-kprobe-multi`, `disable-uprobe-multi`, parsed as
+ * Go's ParseBool). The loader's kprobe is a sensor of its own, never multi.
+ */
+export function multiLinks(policy: Policy, plan: Pick<TetragonPlan, 'kprobeMulti' | 'uprobeMulti'>): { kprobeMulti?: boolean; uprobeMulti?: boolean } {
+  const spec = (policy.doc.spec ?? {}) as { options?: unknown };
+  const options = Array.isArray(spec.options) ? (spec.options as Array<{ name?: unknown; value?: unknown } | null>) : [];
+  const off = (name: string) => options.some((o) => o?.name === name && /^(1|t|true)$/i.test(String(o.value ?? '')));
+  const kprobes = policy.hooks.some((h) => h.kind === 'kprobe' && h.path !== 'spec.loader');
+  const uprobes = policy.hooks.some((h) => h.kind === 'uprobe');
+  return {
+    ...(kprobes && plan.kprobeMulti !== undefined ? { kprobeMulti: plan.kprobeMulti && !off('disable-kprobe-multi') } : {}),
+    ...(uprobes && plan.uprobeMulti !== undefined ? { uprobeMulti: plan.uprobeMulti && !off('disable-uprobe-multi') } : {}),
+  };
 }
 
 export function planTetragonCell(ctx: CellContext, bundles: readonly TetragonBundle[], options: TetragonOptions): TetragonPlan {
@@ -96,5 +154,7 @@ export function planTetragonCell(ctx: CellContext, bundles: readonly TetragonBun
     names: agentNames(policies),
     bootOf: plan.bootOf,
     bootCount: plan.count,
+    kprobeMulti: multi,
+    uprobeMulti: usesUprobeMulti(ctx),
   };
 }

@@ -17,15 +17,30 @@ export function comparePrediction(cell: Cell, results: readonly CheckResult[]): 
     if (!kernel || load.status === 'error' || load.status === 'skip' || kernel.status === 'error') continue;
     const kernelSaysWorks = kernel.status === 'pass' || kernel.reason === 'untested' || kernel.reason === 'not-fired';
     const agentLoaded = load.status === 'pass';
-    // lsm-inactive policies load fine and never fire: the agent loading them agrees with the kernel lane.
-    const kernelSaysLoads = kernelSaysWorks || kernel.reason === 'lsm-inactive';
-    const agree = kernelSaysLoads === agentLoaded;
+    // lsm-inactive policies load fine and never fire; a policy with no hooks loads and attaches nothing.
+    const kernelSaysLoads = kernelSaysWorks || kernel.reason === 'lsm-inactive' || kernel.reason === 'no-hooks';
+    // The probe step measured that this kernel refuses kprobe.multi and kprobe programs in one
+    // tail-call map; an agent that attaches this policy's kprobes through kprobe.multi mixes them.
+    const mixesRefused =
+      (kernel.evidence.kprobeMultiTailCalls === 'refused' && load.evidence.kprobeMulti === true) ||
+      (kernel.evidence.uprobeMultiTailCalls === 'refused' && load.evidence.uprobeMulti === true);
+    const predicted = !kernelSaysLoads ? kernel.reason : mixesRefused ? 'tailcall-attach-type' : null;
+    const agree = predicted === null ? agentLoaded : !agentLoaded && (predicted !== 'tailcall-attach-type' || load.reason === 'tailcall-attach-type');
     out.push({
       subject: load.subject,
       check: 'prediction',
       status: agree ? 'pass' : 'fail',
-      reason: agree ? null : (agentLoaded ? kernel.reason : load.reason),
-      evidence: { kernelLane: { status: kernel.status, reason: kernel.reason }, tetragon: { status: load.status, reason: load.reason, ...load.evidence } },
+      reason: agree ? null : (agentLoaded ? predicted : load.reason),
+      evidence: {
+        predicted: predicted ?? 'loads',
+        kernelLane: {
+          status: kernel.status,
+          reason: kernel.reason,
+          ...(kernel.evidence.kprobeMultiTailCalls ? { kprobeMultiTailCalls: kernel.evidence.kprobeMultiTailCalls } : {}),
+          ...(kernel.evidence.uprobeMultiTailCalls ? { uprobeMultiTailCalls: kernel.evidence.uprobeMultiTailCalls } : {}),
+        },
+        tetragon: { status: load.status, reason: load.reason, ...load.evidence },
+      },
       durationMs: 0,
       ...(load.source ? { source: load.source } : {}),
     });

@@ -55,9 +55,20 @@ function reportOf(record: GuestRecord): AgentReport {
     states,
     events: [],
     agentLog: record.parts?.['agent-tail']?.body ?? '',
+    hookLog: record.parts?.['hook-log']?.body ?? '',
     tetraStderr: record.parts?.['tp-list-stderr']?.body ?? '',
     ...(Number.isFinite(waited) ? { waitedS: waited } : {}),
   };
+}
+
+/** The `trigger-pids` part: "PID MARKER" per trigger, the process each trigger's steps ran as in this boot. */
+export function triggerPids(text: string): Map<number, string> {
+  const out = new Map<number, string>();
+  for (const line of text.split('\n')) {
+    const [pid, marker] = line.trim().split(/\s+/);
+    if (pid && marker && /^\d+$/.test(pid)) out.set(Number(pid), marker);
+  }
+  return out;
 }
 
 export class TetragonQemuSession implements QemuSession {
@@ -84,6 +95,7 @@ export class TetragonQemuSession implements QemuSession {
     return [
       ...bundleFiles(bundle),
       { path: '/bpfgate/steps/30-tetragon.sh', content: readFileSync(assetPath('suites', 'tetragon', 'guest', 'tetragon.sh')) },
+      { path: '/bpfgate/tetragon/tied-events.awk', content: readFileSync(assetPath('suites', 'tetragon', 'guest', 'tied-events.awk')) },
       { path: '/bpfgate/tetragon/markers', content: this.triggers.map((t) => t.marker).join('\n') + '\n' },
       { path: '/bpfgate/tetragon/args', content: argsFile(agentFlags(policies.filter((_, i) => bootOf[i] === boot), this.options.agentArgs)) },
       { path: '/bpfgate/tetragon/env', content: `BPFGATE_TETRAGON_LOAD_BUDGET=${Math.round(LOAD_BUDGET_MS / 1000)}\n` },
@@ -125,7 +137,10 @@ export class TetragonQemuSession implements QemuSession {
     }
     // Both come after the boot's tp-list, which opened its report.
     const report = this.reports.get(boot);
-    if (report && record.type === 'tetragon-events') report.events = readExport(record.body, `${this.ctx.cell.id}:tetragon.log`, { tolerant: true }).events;
+    if (report && record.type === 'tetragon-events') {
+      report.events = readExport(record.body, `${this.ctx.cell.id}:tetragon.log`, { tolerant: true }).events;
+      report.roots = { pids: triggerPids(record.parts?.['trigger-pids']?.body ?? '') };
+    }
     if (report && record.type === 'agent-log' && record.body) report.agentLog = record.body;
     return [];
   }

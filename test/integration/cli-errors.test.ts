@@ -62,7 +62,16 @@ describe('errors of the built CLI', () => {
     expect(run.stderr.split('\n')).toEqual(["bpfgate: missing required argument 'paths' [usage]", '(add --help for usage)']);
     const bad = await bpfgate(['table', '--from', '.', '--format', 'pdf']);
     expect(bad.exitCode).toBe(2);
-    expect(bad.stderr.split('\n')[0]).toMatch(/^bpfgate: option '--format <format>' argument 'pdf' is invalid\. Allowed choices are md, html, json\. \[usage\]$/);
+    expect(bad.stderr.split('\n')[0]).toMatch(/^bpfgate: option '--format <format>' argument 'pdf' is invalid\. Allowed choices are md, html, json, attack\. \[usage\]$/);
+  });
+
+  it('exits 2 when --compare names a directory without results, before anything runs', async () => {
+    const missing = join(tempOut('cli-errors-compare'), 'last-week');
+    const table = await bpfgate(['table', '--from', join(PROJECT_ROOT, 'test', 'fixtures', 'reports', 'default-matrix.results.jsonl'), '--compare', missing]);
+    expect([table.exitCode, table.stdout]).toEqual([2, '']);
+    expect(table.stderr).toMatch(new RegExp(`^bpfgate: ${missing}: no results here: .*\\[results-missing\\]$`));
+    const run = await bpfgate(['run', '--suite', 'static', '--cells', 'x86_64-6.12', '--policies', join(CORPUS, 'tetragon-examples', 'bpf.yaml'), '--compare', missing, '--out', tempOut('cli-errors-compare-run')]);
+    expect([run.exitCode, run.stderr]).toEqual([2, table.stderr]);
   });
 
   it('prints lint\'s bad input on stderr through the same printer', async () => {

@@ -15,7 +15,8 @@ import type { Arch } from '../../matrix/cell.js';
 import { DEFAULT_KERNELS } from '../../matrix/kernel-catalogue.js';
 import { listArchive, type ArchiveEntry } from '../../runners/qemu/cpio.js';
 import { PACKAGE_ROOT } from '../../core/assets.js';
-import { GUEST_PACKAGES, buildGuestImage, buildOverlay, type GuestImage } from '../../runners/qemu/guest-image.js';
+import { GUEST_PACKAGES, USDT_PROGRAM_PATHS, buildGuestImage, buildOverlay, type GuestImage } from '../../runners/qemu/guest-image.js';
+import { UPROBE_INDEX_PATH } from '../../runners/qemu/uprobe-index.js';
 import { fetchKernel } from '../../runners/qemu/kernel-cache.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'bpfgate-guest-image-'));
@@ -61,6 +62,29 @@ describe.each(['x86_64', 'arm64'] as const)('the %s guest image', (arch) => {
     expect(images.get(arch)?.bpfObjects).toEqual(BPF_SOURCES.map((s) => `/bpf/${s.replace(/\.c$/, '.o')}`));
     expect(entry('init')?.mode).toBe('-rwxr-xr-x');
     for (const d of ['proc', 'sys', 'dev', 'tmp', 'run', 'etc']) expect(entry(d)?.mode, d).toMatch(/^d/);
+  });
+
+  it('holds what the example uprobe and USDT policies name: bash at /usr/bin/bash with /bin/bash linked to it, libc at Debian\'s path, the USDT program at the tester programs\' paths', () => {
+    const { triplet } = LAYOUT[arch];
+    expect(entry('usr/bin/bash')?.mode).toBe('-rwxr-xr-x');
+    expect(entry('bin/bash')).toMatchObject({ mode: 'lrwxrwxrwx', linkTarget: '/usr/bin/bash' });
+    expect(entry(`lib/${triplet}/libtinfo.so.6`)?.mode).toMatch(/^-rwx/);
+    expect(entry('lib64/libc.so.6')).toBeUndefined();
+    for (const p of USDT_PROGRAM_PATHS) expect(entry(p)?.mode, p).toBe('-rwxr-xr-x');
+  });
+
+  it('indexes the uprobe offsets of its ELF files: bash\'s readline, libc\'s malloc, both USDT probes', async () => {
+    const { triplet } = LAYOUT[arch];
+    const unpacked = join(dir, `index-${arch}`);
+    rmSync(unpacked, { recursive: true, force: true });
+    const r = await execa('sh', ['-c', `mkdir -p "$1" && cd "$1" && gzip -dc "$2" | cpio -id --quiet ${UPROBE_INDEX_PATH}`, 'sh', unpacked, images.get(arch)!.path]);
+    expect(r.exitCode).toBe(0);
+    const index = readFileSync(join(unpacked, UPROBE_INDEX_PATH), 'utf8');
+    for (const line of ['f /usr/bin/bash readline ', 'f /usr/bin/bash main ', 'f /usr/bin/bash _start ', `f /lib/${triplet}/libc.so.6 malloc `]) expect(index, line).toContain(line);
+    expect(index).toMatch(/^n \/home\/jolsa\/tetragon\/contrib\/tester-progs\/usdt test usdt3 0x[0-9a-f]+ 0x0$/m);
+    expect(index).toMatch(/^n \/home\/jolsa\/tetragon\/contrib\/tester-progs\/usdt-override tetragon test_4B 0x[0-9a-f]+ 0x[1-9a-f][0-9a-f]*$/m);
+    // BPF objects are ELF too, but not executables: the agent's library opens executables and shared objects.
+    expect(index).not.toContain('/bpf/');
   });
 
   it('records the Debian packages of its own arch it was made from, bpftool from bookworm-backports', () => {

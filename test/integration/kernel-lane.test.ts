@@ -59,6 +59,13 @@ describe('the probe suite on real kernels', () => {
     }
   });
 
+  it('refuses a kprobe.multi and a kprobe program in one tail-call map on x86_64 6.12, and has nothing to mix where kprobe.multi is absent', () => {
+    const mixed = find(results, 'x86_64-6.12', 'kprobe-multi-tailcall');
+    expect(mixed).toMatchObject({ status: 'fail', reason: 'tailcall-attach-type' });
+    expect(String(mixed.evidence.error)).toMatch(/prog 'tail_target'.*Invalid argument/);
+    expect(find(results, 'arm64-16k-6.12', 'kprobe-multi-tailcall')).toMatchObject({ status: 'skip', evidence: { kernelRefusesMixedTailCalls: true } });
+  });
+
   it('keeps each guest console and boots every cell to its final marker', () => {
     for (const cell of CELLS.split(',')) {
       expect(find(results, cell, 'kernel', 'boot')).toMatchObject({ status: 'pass' });
@@ -74,17 +81,21 @@ describe('the probe suite on real kernels', () => {
 });
 
 describe('bpfgate repro on real kernels', () => {
-  it('reproduces ringbuf-pagesize on 16K pages and rules it out on x86_64', async () => {
+  it('reproduces ringbuf-pagesize on 16K pages and tailcall-attach-type on x86_64 6.12, each absent on the other cell', async () => {
     const out = tempOut('repro');
-    const run = await bpfgate(['repro', 'ringbuf-pagesize', '--cells', CELLS, '--out', out]);
+    const run = await bpfgate(['repro', 'ringbuf-pagesize', 'tailcall-attach-type', '--cells', CELLS, '--out', out]);
     expect(run.stdout).toContain('ringbuf-pagesize: reproduced');
     expect(run.stdout).toMatch(/shows on arm64-16k-6\.12: ringbuf4096="Error: map create failed: Invalid argument"/);
-    expect(run.stdout).toContain('absent on x86_64-6.12');
+    expect(run.stdout).toContain('tailcall-attach-type: reproduced');
+    expect(run.stdout).toMatch(/shows on x86_64-6\.12: kprobe\.multi attached, \d+ hits; kprobe sharing its tail-call map refused: .*Invalid argument/);
+    expect(run.stdout).toMatch(/absent on arm64-16k-6\.12: kprobe\.multi refused: .*Operation not supported/);
     expect(run.exitCode).toBe(0);
     const results = readResults(out).filter((r) => r.suite === 'repro');
-    expect(results.map((r) => [r.cell, r.status, r.evidence.observed]).sort()).toEqual([
-      ['arm64-16k-6.12', 'pass', 'shows'],
-      ['x86_64-6.12', 'pass', 'absent'],
+    expect(results.map((r) => [r.subject, r.cell, r.status, r.evidence.observed]).sort()).toEqual([
+      ['ringbuf-pagesize', 'arm64-16k-6.12', 'pass', 'shows'],
+      ['ringbuf-pagesize', 'x86_64-6.12', 'pass', 'absent'],
+      ['tailcall-attach-type', 'arm64-16k-6.12', 'pass', 'absent'],
+      ['tailcall-attach-type', 'x86_64-6.12', 'pass', 'shows'],
     ]);
   }, 300_000);
 });

@@ -8,7 +8,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { CheckResult } from '../../core/check.js';
 import { bpfgate, readResults, tempOut } from '../support/cli.js';
 import { DEFAULT_CELL_IDS } from '../support/design.js';
-import { CORPUS, CRD_DIR, EXAMPLES, EXTRA } from '../support/shared.js';
+import { CORPUS, CRD_DIR, EXAMPLES, EXTRA, PROJECT_ROOT } from '../support/shared.js';
 
 const DEFAULT_CELLS = [...DEFAULT_CELL_IDS];
 
@@ -95,5 +95,50 @@ describe('bpfgate run --suite static on the default matrix', () => {
 
   it('exits 1: the corpus has invalid policies and no baseline expects them', () => {
     expect(exitCode).toBe(1);
+  });
+});
+
+describe('bpfgate run --compare: what changed since a previous run', () => {
+  it('opens the reports with the checks one run has and the other has not, and writes the ATT&CK layer', async () => {
+    const before = tempOut('compare-before');
+    const now = tempOut('compare-now');
+    const policies = (...names: string[]) => names.map((n) => join(EXAMPLES, n)).join(',');
+    const common = ['run', '--suite', 'static', '--cells', 'x86_64-6.12', '--schema', CRD_DIR];
+    expect((await bpfgate([...common, '--policies', policies('bpf.yaml', 'lsm_file_open.yaml'), '--out', before])).exitCode).toBe(0);
+    const run = await bpfgate([...common, '--policies', policies('bpf.yaml', 'kprobe_commit_creds.yaml'), '--compare', before, '--out', now]);
+    expect(run.exitCode).toBe(0);
+    expect(run.stdout).toContain('attack-layer.json');
+    const table = JSON.parse(readFileSync(join(now, 'table.json'), 'utf8')) as { comparison: { against: string; counts: Record<string, number>; changes: { kind: string; subject: string }[] } };
+    const checksOf = (dir: string, subject: string) => readResults(dir).filter((r) => r.subject === subject).length;
+    expect(table.comparison.against).toBe(before);
+    expect(table.comparison.counts).toEqual({ worse: 0, changed: 0, better: 0, new: checksOf(now, 'commit-creds'), gone: checksOf(before, 'lsm-file-open') });
+    expect(new Set(table.comparison.changes.map((c) => `${c.kind} ${c.subject}`))).toEqual(new Set(['new commit-creds', 'gone lsm-file-open']));
+    const md = readFileSync(join(now, 'table.md'), 'utf8').split('\n');
+    expect(md[2]).toBe('### What changed');
+    expect(md).toContain(`Against \`${before}\`: 0 worse, 0 changed reason, 0 better, ${table.comparison.counts.new} new, ${table.comparison.counts.gone} gone.`);
+    const layer = JSON.parse(readFileSync(join(now, 'attack-layer.json'), 'utf8')) as { versions: { layer: string }; techniques: { score?: number }[] };
+    expect(layer.versions.layer).toBe('4.5');
+    // No suite ran a trigger: every technique of the catalogue is there, none scored.
+    expect(layer.techniques.length).toBeGreaterThan(50);
+    expect(layer.techniques.every((t) => t.score === undefined)).toBe(true);
+  }, 120_000);
+});
+
+describe('what lint and the static suite say about the kernel lane\'s own policies', () => {
+  const fixtures = join(PROJECT_ROOT, 'test', 'fixtures', 'policies', 'kernel-lane');
+
+  it('warns where the CRD default decides syscall, finds no plain sys_execve under syscall: false, and warns of a policy with no hook', async () => {
+    const run = await bpfgate(['lint', '--schema', CRD_DIR, '--arch', 'x86_64,arm64', fixtures]);
+    expect(run.exitCode).toBe(0);
+    expect(run.stdout).toMatch(/sys-execve-without-syscall\.yaml:\d+:\d+: warning: spec\.kprobes\[0\]\.call: `syscall` is not set: the CRD defaults it to true, so the agent attaches __x64_sys_execve \/ __arm64_sys_execve/);
+    expect(run.stdout).toMatch(/sys-execve-syscall-false\.yaml:\d+:\d+: symbol-missing: spec\.kprobes\[0\]\.call: x86_64: .*has only __x64_sys_execve.*write syscall: true/);
+    expect(run.stdout).toMatch(/pod-selector-only\.yaml:\d+:\d+: warning: spec: the policy attaches nothing/);
+  });
+
+  it('fails a policy with no hook in the static suite too, with no-hooks', async () => {
+    const out = tempOut('static-no-hooks');
+    await bpfgate(['run', '--suite', 'static', '--schema', CRD_DIR, '--cells', 'x86_64-6.12', '--policies', join(fixtures, 'pod-selector-only.yaml'), '--out', out]);
+    const r = readResults(out).find((x) => x.check === 'portability');
+    expect(r).toMatchObject({ subject: 'kernel-lane-pod-selector-only', status: 'fail', reason: 'no-hooks' });
   });
 });

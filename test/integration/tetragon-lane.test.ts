@@ -52,4 +52,32 @@ describe('the tetragon-vm lane', () => {
     },
     600_000,
   );
+
+  it.skipIf(!BUNDLE || !existsSync(BUNDLE))(
+    'runs users\' policies as the agent would in a cluster, ties helpers to their trigger, and owes only what a policy captures (needs BPFGATE_TETRAGON_BUNDLE)',
+    async () => {
+      // test/fixtures/policies/lane-fidelity: one policy per class of issue 12; one boot.
+      const out = tempOut('tetragon-fidelity');
+      await bpfgate([
+        'run', '--suite', 'tetragon', '--tetragon', BUNDLE!, '--tetragon-args', '--disable-kprobe-multi', '--tetragon-boots', '1', '--cells', 'x86_64-6.12',
+        '--schema', CRD_DIR, '--policies', join(PROJECT_ROOT, 'test', 'fixtures', 'policies', 'lane-fidelity'),
+        '--triggers', ['t1046-network-service-discovery', 't1105-ingress-tool-transfer'].map((t) => join(CATALOGUE, `${t}.yaml`)).join(','),
+        '--out', out,
+      ]);
+      const results = readResults(out);
+      const check = (subject: string, name: string) => results.find((r) => r.subject === subject && r.check === name);
+      // A cluster-scoped policy with a namespace, applied without it; a podSelector, with the policy filter.
+      expect(check('fidelity-cluster-scoped-namespace', 'tetragon:load')).toMatchObject({ status: 'pass', evidence: { state: 'TP_STATE_ENABLED' } });
+      expect(check('fidelity-pod-selector', 'tetragon:load')).toMatchObject({ status: 'pass', evidence: { state: 'TP_STATE_ENABLED' } });
+      // tcp_connect without a socket argument owes no destination port: untested, not event-mismatch.
+      expect(check('t1046-network-service-discovery', 'tetragon:events')).toMatchObject({ status: 'skip', reason: 'untested' });
+      // t1105's listener is `nc -l`, whose argv has no marker: tied through the process tree.
+      expect(check('t1105-ingress-tool-transfer', 'tetragon:events')).toMatchObject({ status: 'pass', evidence: { owedBy: { 'expect[1] process_kprobe inet_csk_listen_start': ['fidelity-listen-with-sock'] } } });
+      expect(JSON.stringify(check('fidelity-listen-with-sock', 'tetragon:fired')?.evidence)).toContain('-l -p 18105');
+      // Enabled with every hook skipped is no pass; a skip the policy asked for is evidence only.
+      expect(check('fidelity-calls-not-found', 'tetragon:load')).toMatchObject({ status: 'fail', reason: 'symbol-missing', evidence: { state: 'TP_STATE_ENABLED', hookStatuses: [{ hook: 'bpfgate_no_such_function', state: 'call-not-found' }] } });
+      expect(check('fidelity-some-calls-not-found', 'tetragon:load')).toMatchObject({ status: 'pass', evidence: { hookStatuses: [{ hook: 'bpfgate_no_such_function_either', asked: true }] } });
+    },
+    900_000,
+  );
 });

@@ -1,10 +1,12 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { hooksAndNeeds } from '../../policy/hooks.js';
+import { readFileSync } from 'node:fs';
+import { parse } from 'yaml';
+import { hookWarnings, hooksAndNeeds } from '../../policy/hooks.js';
 import { readPolicies } from '../../policy/index.js';
 import { parseDocuments } from '../../policy/load.js';
 import type { Hook, Need } from '../../policy/model.js';
-import { EXAMPLES, EXTRA } from '../support/shared.js';
+import { CRD_DIR, EXAMPLES, EXTRA } from '../support/shared.js';
 
 const HEAD = 'apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n  name: demo\nspec:\n';
 
@@ -69,13 +71,53 @@ describe('kprobe hooks', () => {
     expect(features(ftrace.needs)).toEqual(['kprobe']);
   });
 
-  it('expands a plain list as written, with the kprobe own syscall flag', () => {
+  it('expands a plain list as written; under syscall (the CRD default) a sys_ value lands on the wrapper through the prefix retry', () => {
     const { hooks } = derive('  lists:\n  - name: fns\n    values: [tcp_connect, sys_open]\n  kprobes:\n  - call: list:fns\n');
-    expect(hooks.map((h) => [h.name, h.syscall, h.symbols])).toEqual([
-      ['tcp_connect', false, { x86_64: 'tcp_connect', arm64: 'tcp_connect' }],
-      // A sys_ name is still a syscall's name: arm64 has no open.
-      ['sys_open', false, { x86_64: 'sys_open' }],
+    expect(hooks.map((h) => [h.name, h.syscall, h.retryWithPrefix, h.symbols])).toEqual([
+      ['tcp_connect', true, true, { x86_64: 'tcp_connect', arm64: 'tcp_connect' }],
+      // arm64 has no open syscall.
+      ['sys_open', true, true, { x86_64: '__x64_sys_open' }],
     ]);
+  });
+
+  it('looks a plain list value up as written under syscall: false, where no plain sys_ function exists', () => {
+    const { hooks } = derive('  lists:\n  - name: fns\n    values: [tcp_connect, sys_dup]\n  kprobes:\n  - call: list:fns\n    syscall: false\n');
+    expect(hooks.map((h) => [h.name, h.syscall, h.retryWithPrefix, h.symbols])).toEqual([
+      ['tcp_connect', false, undefined, { x86_64: 'tcp_connect', arm64: 'tcp_connect' }],
+      ['sys_dup', false, undefined, {}],
+    ]);
+    expect(hooks[1]!.missing?.x86_64).toContain('has only __x64_sys_dup');
+  });
+
+  it('reads the CRD\'s default of a kprobe\'s syscall field as true, the default hooks.ts applies', () => {
+    // The agent applies the CRD's structural defaults when it reads a policy (Tetragon's crdutils).
+    const crd = parse(readFileSync(join(CRD_DIR, 'cilium.io_tracingpolicies.yaml'), 'utf8')) as Record<string, any>;
+    const kprobe = crd.spec.versions[0].schema.openAPIV3Schema.properties.spec.properties.kprobes.items.properties;
+    expect(kprobe.syscall).toMatchObject({ type: 'boolean', default: true });
+    expect(kprobe.return).toMatchObject({ type: 'boolean', default: false });
+  });
+
+  it('warns where the CRD default decides syscall, and where a policy attaches nothing', () => {
+    const [doc] = parseDocuments('p.yaml', HEAD + '  kprobes:\n  - call: sys_execve\n  - call: tcp_connect\n  - call: fd_install\n    syscall: false\n');
+    const policy = { doc: doc!.value as Record<string, unknown>, hooks: hooksAndNeeds(doc!).hooks, source: { file: 'p.yaml', line: 1, column: 1 } };
+    expect(hookWarnings(policy).map((w) => [w.code, w.path, w.line, w.message])).toEqual([
+      ['syscall-defaulted', 'spec.kprobes[0].call', 7, expect.stringContaining('attaches __x64_sys_execve / __arm64_sys_execve; write `syscall: true`')],
+      ['syscall-defaulted', 'spec.kprobes[1].call', 8, expect.stringContaining('write `syscall: false` for a kernel function')],
+    ]);
+    const [bare] = parseDocuments('p.yaml', HEAD + '  podSelector:\n    matchLabels:\n      app: web\n');
+    expect(hookWarnings({ doc: bare!.value as Record<string, unknown>, hooks: [], source: { file: 'p.yaml', line: 1, column: 1 } }).map((w) => w.code)).toEqual(['no-hooks']);
+  });
+
+  it('takes syscall: true when a kprobe leaves it out, as the CRD defaults it and the agent applies the default', () => {
+    const { hooks } = derive('  kprobes:\n  - call: sys_execve\n  - call: tcp_connect\n  - call: sys_execve\n    syscall: false\n');
+    expect(hooks.map((h) => [h.syscall, h.symbols])).toEqual([
+      [true, { x86_64: '__x64_sys_execve', arm64: '__arm64_sys_execve' }],
+      // The agent looks __x64_tcp_connect up, which no kernel has.
+      [true, {}],
+      [false, {}],
+    ]);
+    expect(hooks[1]!.missing?.x86_64).toContain('__x64_tcp_connect, which is not a syscall entry point');
+    expect(hooks[2]!.missing?.arm64).toContain('syscall: false makes the agent look sys_execve up as written');
   });
 
   it('says so when a list: call names a list that does not exist, or a generated list that has values', () => {

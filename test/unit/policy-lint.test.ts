@@ -5,7 +5,7 @@ import { PassThrough } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type LintOptions, type LintReport, lintCommand } from '../../cli/commands/lint.js';
 import type { Arch } from '../../matrix/cell.js';
-import { CRD_DIR, EXAMPLES, EXTRA } from '../support/shared.js';
+import { CRD_DIR, EXAMPLES, EXTRA, PROJECT_ROOT } from '../support/shared.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'bpfgate-lint-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -21,6 +21,8 @@ async function lint(opts: Omit<LintOptions, 'out' | 'err' | 'format'> & { format
 }
 
 const BOOK = join(EXTRA, 'docs/security-observability-with-ebpf');
+/** Policies written for the lanes' disagreements with a real agent (issue 12). */
+const LANE_FIDELITY = join(PROJECT_ROOT, 'test', 'fixtures', 'policies', 'lane-fidelity');
 
 describe('bpfgate lint', () => {
   it('passes the 71 example policies against the CRD directory', async () => {
@@ -58,13 +60,26 @@ describe('bpfgate lint', () => {
     expect(onlyX86.output).not.toContain('symbol-missing');
   });
 
+  it('warns, without failing, at the namespace of a cluster-scoped policy: kubectl drops it, the agent refuses it', async () => {
+    const file = join(LANE_FIDELITY, 'cluster-scoped-with-namespace.yaml');
+    const { code, output } = await lint({ paths: [file], schema: CRD_DIR });
+    expect(code).toBe(0);
+    expect(output).toContain(`${file}:8:3: warning: metadata.namespace: cluster-scoped TracingPolicy: kubectl drops metadata.namespace; the agent's API refuses it\n`);
+    expect(output.trim().split('\n').at(-1)).toBe(`lint: 1 valid, 0 invalid of 1 policy; 0 not valid YAML; 0 ignored documents; 1 warning; schema: ${CRD_DIR}`);
+    // A namespaced policy's namespace is its own: no warning.
+    const own = join(dir, 'namespaced.yaml');
+    writeFileSync(own, readFileSync(file, 'utf8').replace('kind: TracingPolicy', 'kind: TracingPolicyNamespaced'));
+    const namespaced = await lint({ paths: [own], schema: CRD_DIR, format: 'json' });
+    expect((JSON.parse(namespaced.output) as LintReport).documents[0]).toMatchObject({ namespace: 'kube-system', valid: true, warnings: [] });
+  });
+
   it('writes one JSON object with documents, ignored documents, schema and summary', async () => {
     const { code, output } = await lint({ paths: [join(BOOK, '04_chapter'), join(EXTRA, 'examples/other')], schema: CRD_DIR, format: 'json', arch: ['arm64'] as Arch[] });
     expect(code).toBe(1);
     const report = JSON.parse(output) as LintReport;
     expect(report.schema).toEqual({ used: true, source: CRD_DIR, kinds: ['TracingPolicy', 'TracingPolicyNamespaced'], notes: [] });
     expect(report.ignoredDocuments).toEqual([expect.objectContaining({ kind: 'Pod', line: 3 })]);
-    expect(report.summary).toEqual({ policies: 6, valid: 2, invalid: 5, yamlInvalid: 1, ignored: 1, findings: 7 });
+    expect(report.summary).toEqual({ policies: 6, valid: 2, invalid: 5, yamlInvalid: 1, ignored: 1, findings: 7, warnings: 0 });
     const c2 = report.documents.find((d) => d.file.endsWith('04_deny_c2_connection.yaml'))!;
     expect(c2).toMatchObject({ kind: 'TracingPolicy', name: 'deny-c2-server-connection', valid: false, line: 2 });
     expect(c2.errors).toEqual([{ reason: 'yaml-invalid', line: 29, column: 6, path: '', schemaPath: null, message: 'Sequence item without - indicator (MISSING_CHAR)' }]);

@@ -13,6 +13,7 @@ import {
   portabilityFindings,
   resolveEnforcerCall,
   resolveKprobeCall,
+  resolvePlainListValue,
   resolveSyscallListValue,
   syscallNumber,
 } from '../../policy/syscalls.js';
@@ -93,6 +94,20 @@ describe('resolving syscall symbols per arch, as Tetragon does', () => {
     expect(resolveKprobeCall('sys_umount', true, 'arm64')).toEqual({ symbol: '__arm64_sys_umount' });
     expect(resolveKprobeCall('sys_umount', true, 'x86_64')).toEqual({ symbol: '__x64_sys_umount' });
     expect(resolveKprobeCall('tcp_connect', false, 'arm64')).toEqual({ symbol: 'tcp_connect' });
+  });
+
+  it('finds no plain sys_NAME of a syscall under syscall: false: both arches build syscalls behind wrappers', () => {
+    expect(resolveKprobeCall('sys_execve', false, 'x86_64')).toEqual({ missing: expect.stringContaining('x86_64 has only __x64_sys_execve') });
+    expect(resolveKprobeCall('sys_execve', false, 'arm64')).toEqual({ missing: expect.stringContaining('write syscall: true') });
+    // A sys_ name neither table knows is left to the kernel lane.
+    expect(resolveKprobeCall('sys_ni_syscall', false, 'x86_64')).toEqual({ symbol: 'sys_ni_syscall' });
+  });
+
+  it('lands a plain list\'s sys_ value on the wrapper under syscall: true (the agent\'s prefix retry), and looks it up as written otherwise', () => {
+    expect(resolvePlainListValue('sys_getcwd', true, 'x86_64')).toEqual({ symbol: '__x64_sys_getcwd' });
+    expect(resolvePlainListValue('sys_open', true, 'arm64')).toHaveProperty('missing');
+    expect(resolvePlainListValue('tcp_connect', true, 'arm64')).toEqual({ symbol: 'tcp_connect' });
+    expect(resolvePlainListValue('sys_getcwd', false, 'x86_64')).toHaveProperty('missing');
   });
 
   it('resolves syscall list values by their ABI', () => {

@@ -1,11 +1,15 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { evaluateGate, parseBaseline } from '../../core/baseline.js';
 import type { CheckResult } from '../../core/check.js';
-import { annotations, escapeData, escapeProperty, writeGithub } from '../../reports/github.js';
+import { REASONS } from '../../core/reasons.js';
+import { annotations, escapeData, escapeProperty, SUMMARY_LIMIT, writeGithub } from '../../reports/github.js';
 import { writeReports } from '../../reports/index.js';
+import { renderMarkdown } from '../../reports/markdown.js';
+import { buildModel } from '../../reports/model.js';
+import { fixtureManifest, fixtureResults } from '../support/report-fixture.js';
 import { DEFAULT_FACTS, realisticResults } from '../support/realistic-results.js';
 import { SHARED } from '../support/shared.js';
 
@@ -53,7 +57,7 @@ describe('GitHub Actions output', () => {
       title: 'bpfgate: deny-nsenter hook:kprobe:__x64_sys_setns',
     });
     expect(nsenter[0]?.message.split('\n')).toEqual([
-      'symbol-missing: a kprobe target is not a traceable kernel symbol on this cell',
+      `symbol-missing: ${REASONS['symbol-missing']}`,
       'on arm64-4k-6.1, arm64-4k-6.12, arm64-16k-6.12, arm64-4k-6.1+nobpflsm, arm64-4k-6.12+nobpflsm, arm64-16k-6.12+nobpflsm',
       'evidence (arm64-4k-6.1): {"symbol":"__x64_sys_setns","arch":"arm64","kallsyms":"absent","suggestion":"__arm64_sys_setns"}',
     ]);
@@ -109,6 +113,19 @@ describe('GitHub Actions output', () => {
     await writeGithub('| table |', RESULTS, { env: { GITHUB_STEP_SUMMARY: summary }, write: (l) => quiet.push(l) });
     expect(quiet).toEqual([]);
     expect(readFileSync(summary, 'utf8')).not.toContain('| table |');
+  });
+
+  it('keeps the job summary under 1 MiB with what earlier steps wrote, cutting the report at a line with a note', async () => {
+    const summary = join(root, 'nearly-full-summary.md');
+    const earlier = `${'earlier step output\n'.repeat(Math.floor((SUMMARY_LIMIT - 6000) / 20))}`;
+    writeFileSync(summary, earlier);
+    const markdown = renderMarkdown(buildModel(fixtureResults(), fixtureManifest().cells));
+    expect(Buffer.byteLength(markdown)).toBeGreaterThan(6000);
+    await writeGithub(markdown, [], { env: { GITHUB_ACTIONS: 'true', GITHUB_STEP_SUMMARY: summary }, write: () => {} });
+    expect(statSync(summary).size).toBeLessThanOrEqual(SUMMARY_LIMIT);
+    const added = readFileSync(summary, 'utf8').slice(earlier.length);
+    expect(added.startsWith(markdown.split('\n')[0]!)).toBe(true);
+    expect(added).toMatch(/\*\*The report is cut here\*\* \(\d+ of \d+ lines\) to stay under GitHub's 1 MiB job summary limit; the whole report is table\.md and table\.html/);
   });
 
   it('falls back to the cwd as workspace', async () => {

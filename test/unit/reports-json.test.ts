@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ResultStore } from '../../core/results-store.js';
-import { renderTableFromDir, writeReports } from '../../reports/index.js';
+import { readPreviousRun, renderTableFromDir, sourceLinker, writeReports } from '../../reports/index.js';
 import { writeRunManifest } from '../../core/run-manifest.js';
 import type { ReportModel } from '../../reports/model.js';
 import { DEFAULT_CELL_IDS, DEFAULT_FACTS, realisticResults } from '../support/realistic-results.js';
@@ -24,10 +24,10 @@ function runDir(name: string): string {
 }
 
 describe('table.json and the report files', () => {
-  it('writes the four report files and nothing half-written', async () => {
+  it('writes the five report files and nothing half-written', async () => {
     const dir = runDir('files');
     await writeReports(dir, RESULTS, CELLS, { env: {} });
-    expect(readdirSync(dir).sort()).toEqual(['junit.xml', 'results.jsonl', 'table.html', 'table.json', 'table.md']);
+    expect(readdirSync(dir).sort()).toEqual(['attack-layer.json', 'junit.xml', 'results.jsonl', 'table.html', 'table.json', 'table.md']);
   });
 
   it('holds the cells with their facts, and every cell id in every row', async () => {
@@ -59,7 +59,20 @@ describe('table.json and the report files', () => {
     await writeReports(dir, RESULTS, CELLS, { env: {} });
     const fromDir = JSON.parse(await renderTableFromDir(dir, 'json')) as ReportModel;
     expect(fromDir).toEqual(JSON.parse(readFileSync(join(dir, 'table.json'), 'utf8')));
-    expect(await renderTableFromDir(dir, 'md')).toBe(readFileSync(join(dir, 'table.md'), 'utf8'));
+    expect(await renderTableFromDir(dir, 'md', { env: {} })).toBe(readFileSync(join(dir, 'table.md'), 'utf8'));
+    expect(await renderTableFromDir(dir, 'attack', { env: {} })).toBe(readFileSync(join(dir, 'attack-layer.json'), 'utf8'));
+  });
+
+  it('compares with a previous output directory, and names one that has no results', async () => {
+    const dir = runDir('now');
+    const before = join(root, 'before');
+    const store = ResultStore.open(before);
+    for (const r of RESULTS) store.append(r.subject === 'deny-nsenter' && r.status === 'fail' ? { ...r, status: 'pass', reason: null } : r);
+    store.close();
+    const model = JSON.parse(await renderTableFromDir(dir, 'json', { compare: await readPreviousRun(before), env: {} })) as ReportModel;
+    const worse = RESULTS.filter((r) => r.subject === 'deny-nsenter' && r.status === 'fail').length;
+    expect(model.comparison).toMatchObject({ against: before, counts: { worse, better: 0, changed: 0, new: 0, gone: 0 } });
+    await expect(readPreviousRun(join(root, 'no-such-run'))).rejects.toThrow(/no-such-run.*no results here/);
   });
 
   it('renders a table from results alone (no run.json), naming cells by id and guessing nothing', async () => {
@@ -69,6 +82,19 @@ describe('table.json and the report files', () => {
     expect(model.cells.find((c) => c.id === 'arm64-16k-6.12')).toMatchObject({ arch: null, pages: null, kernel: null, kernelSource: null });
     expect(model.summary.checks).toBe(RESULTS.length);
     expect(await renderTableFromDir(dir, 'html')).toMatch(/^<!doctype html>/);
+  });
+
+  it('links a source file to its commit on GitHub in Actions, and to the local file elsewhere', () => {
+    const file = join(PROJECT_ROOT, 'test', 'fixtures', 'reports', 'README.md');
+    const gh = { GITHUB_ACTIONS: 'true', GITHUB_SERVER_URL: 'https://git.example', GITHUB_REPOSITORY: 'org/policies', GITHUB_SHA: 'c0ffee', GITHUB_WORKSPACE: PROJECT_ROOT };
+    expect(sourceLinker(gh, root)(file)).toBe('https://git.example/org/policies/blob/c0ffee/test/fixtures/reports/README.md');
+    expect(sourceLinker(gh, root)('/etc/hostname')).toBeNull();
+    expect(sourceLinker({}, join(PROJECT_ROOT, 'test'))(file)).toBe('./fixtures/reports/README.md');
+    expect(sourceLinker({}, PROJECT_ROOT)(join(PROJECT_ROOT, 'no such file.yaml'))).toBeNull();
+    // Segments are URL-encoded; a name never reads as a scheme.
+    const odd = join(root, 'javascript:alert(1) #x.yaml');
+    writeFileSync(odd, '');
+    expect(sourceLinker({}, root)(odd)).toBe('./javascript%3Aalert(1)%20%23x.yaml');
   });
 
   it('refuses a run.json that is not what bpfgate writes, naming the file and field', async () => {

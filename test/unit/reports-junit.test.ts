@@ -64,7 +64,8 @@ describe('junit.xml', () => {
     const xml = renderJunit(buildModel(realisticResults()));
     const arm = suites(xml).find((s) => s.name === 'arm64-4k-6.1');
     const nsenter = arm?.cases.find((c) => c.includes('classname="deny-nsenter" name="hook:kprobe:__x64_sys_setns"'));
-    expect(nsenter).toContain('<failure message="symbol-missing: a kprobe target is not a traceable kernel symbol on this cell" type="symbol-missing">');
+    // The message is the reason and its description (core/reasons.ts), XML-escaped.
+    expect(nsenter).toMatch(/<failure message="symbol-missing: a kprobe target is not a traceable kernel symbol on this cell[^"]*" type="symbol-missing">/);
     expect(nsenter).toContain('"suggestion": "__arm64_sys_setns"');
     expect(nsenter).toMatch(/<property name="source" value="[^"]*02_nsenter\.yaml:\d+"\/>/);
     const broken = suites(xml)

@@ -92,8 +92,8 @@ describe('a real agent that enabled the LSM policy and refused the kprobe ones (
     const loads = judgeLoads(plan, 0, report, 0);
     expect(loads.map((c) => [c.subject, c.status, c.reason])).toEqual([
       ['lsm-file-open', 'pass', null],
-      ['syscalls', 'fail', 'load-error'],
-      ['connect', 'fail', 'load-error'],
+      ['syscalls', 'fail', 'tailcall-attach-type'],
+      ['connect', 'fail', 'tailcall-attach-type'],
     ]);
     expect(String(loads[1]!.evidence.error)).toContain('bpf_multi_kprobe_v612.o');
   });
@@ -106,9 +106,11 @@ describe('a real agent that enabled the LSM policy and refused the kprobe ones (
     expect(checks.has('syscalls tetragon:fired')).toBe(false);
   });
 
-  it('turns a refusal at add time into the policy\'s load-error at once, and a budget cut into the machine\'s', () => {
+  it('turns a refusal at add time into the policy\'s verdict at once, and a budget cut into the machine\'s', () => {
     const [, refusal] = fixture('x86_64-6.12-lsm-file-open.tp-add.txt').trim().split('\n').map((l) => l.split('\t'));
-    expect(judgeAdd(plan, { policy: 1, rc: '1', output: refusal![1]!, at: '40.1' }, 0)).toMatchObject({ subject: 'syscalls', status: 'fail', reason: 'load-error' });
+    // The multi-kprobe object refused by the kernel's tail-call attach-type check: that reason, not a bare load-error.
+    expect(judgeAdd(plan, { policy: 1, rc: '1', output: refusal![1]!, at: '40.1' }, 0)).toMatchObject({ subject: 'syscalls', status: 'fail', reason: 'tailcall-attach-type' });
+    expect(judgeAdd(plan, { policy: 1, rc: '1', output: 'Error: failed to add tracing policy: policyfilter is disabled', at: '40.1' }, 0)).toMatchObject({ reason: 'load-error' });
     expect(judgeAdd(plan, { policy: 0, rc: '0', output: 'added', at: '20.0' }, 0)).toBeUndefined();
     expect(judgeAdd(plan, { policy: 2, rc: 'budget', output: '', at: '361.0' }, 0)).toMatchObject({ status: 'error', reason: 'infra-boot-timeout' });
   });

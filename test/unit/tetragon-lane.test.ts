@@ -24,8 +24,9 @@ describe('the agent\'s load state, from a real tetra tracingpolicy list', () => 
       ['connect', 'TP_STATE_LOAD_ERROR'],
     ]);
     expect(loadVerdict(states[0])).toEqual({ status: 'pass', reason: null });
-    expect(loadVerdict(states[1])).toEqual({ status: 'fail', reason: 'load-error' });
+    expect(loadVerdict(states[1])).toEqual({ status: 'fail', reason: 'tailcall-attach-type' });
     expect(states[1]!.error).toContain('bpf_multi_kprobe_v612.o');
+    expect(loadVerdict({ ...states[1]!, error: 'policyfilter is disabled' })).toEqual({ status: 'fail', reason: 'load-error' });
   });
 
   it('fails a policy the agent never listed, and a partially enabled one', () => {

@@ -15,8 +15,12 @@ for _obj in /bpf/*.bpf.o; do
 	_out=$(bpftool prog loadall "$_obj" /sys/fs/bpf/p_$_name pinmaps /sys/fs/bpf/m_$_name autoattach 2>&1)
 	_rc=$?
 	if [ $_rc -eq 0 ]; then
-		# Each cat opens a file (security_file_open) and runs openat (the tracepoint).
+		# The tail-call probes: their multi program jumps to tail_target, whose counter is the evidence.
+		case $_name in *tailcall) bpftool map update pinned /sys/fs/bpf/m_$_name/calls key 0 0 0 0 value pinned /sys/fs/bpf/p_$_name/tail_target >> /tmp/bg-tail 2>&1 ;; esac
+		# Each cat opens a file (security_file_open) and runs openat (the tracepoint); busybox is
+		# static, so the uprobes on libc's malloc need a dynamic program: perl.
 		for _i in 1 2 3; do cat /proc/version > /dev/null; done
+		case $_name in u*) perl -e 1 ;; esac
 		# The counter, as a part of the attach record that follows it.
 		emit attach-hits "of=attach prog=$_name" "$(bpftool -j map dump pinned /sys/fs/bpf/m_$_name/hits 2>&1)"
 	fi
