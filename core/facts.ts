@@ -46,3 +46,12 @@ export interface CellFacts {
   /** The facts could not be gathered: every check of the cell is charged to this. */
   error?: { reason: Reason; message: string };
 }
+
+/**
+ * The upstream version in a kernel release or Debian package version: "6.12.57-1" and
+ * "6.12.57+deb13-amd64" -> [6, 12, 57]; bookworm's releases ("6.1.0-40-amd64") carry no patch level.
+ */
+export function kernelVersion(text: string): [number, number, number] {
+  const m = text.match(/^(\d+)\.(\d+)(?:\.(\d+))?/);
+  return m ? [Number(m[1]), Number(m[2]), Number(m[3] ?? 0)] : [0, 0, 0];
+}

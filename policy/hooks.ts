@@ -19,6 +19,7 @@
  */
 import type { Arch } from '../matrix/cell.js';
 import type { Feature, Hook, HookKind, Need, Policy, PolicyWarning } from './model.js';
+import { specOption } from './spec.js';
 import { type JsonPath, type SourceDocument, formatPath } from './load.js';
 import { ARCHES, type Resolution, cutSyscallPrefix, resolveEnforcerCall, resolveKprobeCall, resolvePlainListValue, resolveSyscallListValue } from './syscalls.js';
 
@@ -38,7 +39,7 @@ export function hooksAndNeeds(doc: SourceDocument): HooksAndNeeds {
   const out = new Collector(doc);
   const lists = array(spec.lists).map((l, index) => ({ index, list: record(l) ?? {} }));
   const findList = (name: string) => lists.find((l) => l.list.name === name);
-  const overrideMethod = specOption(spec, 'override-method');
+  const overrideMethod = specOption({ doc: { spec } }, 'override-method'); // the spec read defensively above
 
   array(spec.kprobes).forEach((raw, i) => {
     const kp = record(raw);
@@ -337,12 +338,6 @@ function hasAction(actions: string[], ...wanted: string[]): boolean {
 
 function sigkillAction(actions: string[]): string {
   return actions.filter((a) => ['sigkill', 'signal'].includes(a.toLowerCase())).join('/');
-}
-
-/** The value of `spec.options[name=...]`, if the policy sets it. */
-function specOption(spec: Json, name: string): string | undefined {
-  const option = array(spec.options).map(record).find((o) => o?.name === name);
-  return string(option?.value);
 }
 
 function hex(v: unknown): string {

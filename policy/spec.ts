@@ -30,3 +30,11 @@ export function ignoresMissingCall(policy: Pick<Policy, 'doc'>, hook: Pick<Hook,
   const ignore = hookSpec(policy, hook)?.ignore as Record<string, unknown> | undefined;
   return ignore?.callNotFound === true;
 }
+
+/** The value of `spec.options[name=...]`, as written, if the policy sets it. */
+export function specOption(policy: Pick<Policy, 'doc'>, name: string): string | undefined {
+  const options = (policy.doc.spec as { options?: unknown } | undefined)?.options;
+  const option = Array.isArray(options) ? (options as unknown[]).find((o) => (o as { name?: unknown } | null)?.name === name) : undefined;
+  const value = (option as { value?: unknown } | undefined)?.value;
+  return typeof value === 'string' ? value : undefined;
+}

@@ -5,7 +5,7 @@
  * experiment saw (cri-socket.ts). A reproduction holds only when the bug shows
  * everywhere it must AND nowhere it must not.
  */
-import type { CellFacts } from '../../core/facts.js';
+import { kernelVersion, type CellFacts } from '../../core/facts.js';
 import type { Reason } from '../../core/reasons.js';
 import type { Cell } from '../../matrix/cell.js';
 import { attachFailureReason, type AttachResult, type KernelFacts, type RingbufResult } from '../probe/evidence.js';
@@ -55,11 +55,6 @@ export interface RuntimeBug extends BugInfo {
 
 export type Bug = KernelBug | RuntimeBug;
 
-/** "6.1.0-56-arm64" -> [6, 1]. */
-export function kernelVersion(release: string): [number, number] {
-  const m = release.match(/^(\d+)\.(\d+)/);
-  return m ? [Number(m[1]), Number(m[2])] : [0, 0];
-}
 
 const attachEvidence = (a: AttachResult | undefined) =>
   a ? { attached: a.attached, ...(a.hits !== undefined ? { hits: a.hits } : {}), ...(a.error ? { error: a.error } : {}) } : { missing: true };
@@ -158,17 +153,12 @@ export const KERNEL_BUGS: KernelBug[] = [
  * (Debian 6.12.57-1). Other lines: the version alone does not say, the measurement does.
  */
 export function enforcesTailcallAttachType(facts: Readonly<CellFacts>): Expectation | undefined {
-  const [major, minor, patch] = upstreamVersion(facts.kernel.version ?? facts.kernel.release);
+  const [major, minor, patch] = kernelVersion(facts.kernel.version ?? facts.kernel.release);
   if (major > 6 || (major === 6 && minor >= 18)) return 'shows';
   if (major === 6 && minor === 12) return patch >= 53 ? 'shows' : 'absent';
   return undefined;
 }
 
-/** "6.12.57-1" or "6.12.57+deb13-amd64" -> [6, 12, 57]; Debian's bookworm releases ("6.1.0-40-amd64") carry no patch level. */
-export function upstreamVersion(text: string): [number, number, number] {
-  const m = text.match(/^(\d+)\.(\d+)(?:\.(\d+))?/);
-  return m ? [Number(m[1]), Number(m[2]), Number(m[3] ?? 0)] : [0, 0, 0];
-}
 
 /** Every named bug: the kernel ones (QEMU cells), then the runtime ones (the host-containerd cell). */
 export const BUGS: Bug[] = [...KERNEL_BUGS, CRI_SOCKET_STALE];

@@ -6,7 +6,9 @@
  */
 import type { CellContext } from '../../core/suite.js';
 import { subjectOf, validPolicies } from '../../core/suite.js';
+import { kernelVersion } from '../../core/facts.js';
 import type { Policy } from '../../policy/model.js';
+import { specOption } from '../../policy/spec.js';
 import { planBoots, programSets, TCG_SECONDS_PER_PROGRAM_SET } from './boots.js';
 import { bundleFor, type TetragonBundle } from './bundle.js';
 
@@ -117,8 +119,8 @@ export function usesKprobeMulti(ctx: CellContext, agentArgs: readonly string[]):
 
 /** Does the agent attach uprobes with one uprobe.multi link on this cell? (6.6+, CONFIG_UPROBES; no agent flag turns it off.) */
 export function usesUprobeMulti(ctx: CellContext): boolean {
-  const [major, minor] = ctx.facts.kernel.release.split(/[.+-]/).map(Number);
-  return ctx.config.get('CONFIG_UPROBES') === 'y' && ((major ?? 0) > 6 || ((major ?? 0) === 6 && (minor ?? 0) >= 6));
+  const [major, minor] = kernelVersion(ctx.facts.kernel.release);
+  return ctx.config.get('CONFIG_UPROBES') === 'y' && (major > 6 || (major === 6 && minor >= 6));
 }
 
 /**
@@ -128,9 +130,7 @@ export function usesUprobeMulti(ctx: CellContext): boolean {
  * Go's ParseBool). The loader's kprobe is a sensor of its own, never multi.
  */
 export function multiLinks(policy: Policy, plan: Pick<TetragonPlan, 'kprobeMulti' | 'uprobeMulti'>): { kprobeMulti?: boolean; uprobeMulti?: boolean } {
-  const spec = (policy.doc.spec ?? {}) as { options?: unknown };
-  const options = Array.isArray(spec.options) ? (spec.options as Array<{ name?: unknown; value?: unknown } | null>) : [];
-  const off = (name: string) => options.some((o) => o?.name === name && /^(1|t|true)$/i.test(String(o.value ?? '')));
+  const off = (name: string) => /^(1|t|true)$/i.test(specOption(policy, name) ?? '');
   const kprobes = policy.hooks.some((h) => h.kind === 'kprobe' && h.path !== 'spec.loader');
   const uprobes = policy.hooks.some((h) => h.kind === 'uprobe');
   return {
