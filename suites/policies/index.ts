@@ -13,7 +13,7 @@ import type { GuestRecord } from '../../runners/qemu/protocol.js';
 import type { GuestFile, QemuSession } from '../../runners/qemu/session.js';
 import type { GuestOutcome } from '../../runners/qemu/vm.js';
 import { probeStepFile } from '../probe/index.js';
-import { attachFailureReason, readAttach, readFacts, type AttachResult } from '../probe/evidence.js';
+import { attachFailureReason, mixedTailCalls, readAttach, readFacts, type MixedTailCalls } from '../probe/evidence.js';
 import type { Policy } from '../../policy/model.js';
 import type { Trigger } from '../triggers/model.js';
 import { triggerGuestFiles } from '../triggers/guest-files.js';
@@ -86,8 +86,8 @@ class PoliciesSession implements QemuSession {
         if (a.object === 'fmodret') this.features.fmodRet = verdict;
         if (a.object === 'override') this.features.overrideReturn = a.attached;
         if (a.object === 'kmulti' || a.object === 'umulti') this.multi.set(a.object, a.attached);
-        if (a.object === 'tailcall') this.mixedTailCalls.kprobe = mixedTailCallState(this.multi.get('kmulti'), a);
-        if (a.object === 'utailcall') this.mixedTailCalls.uprobe = mixedTailCallState(this.multi.get('umulti'), a);
+        if (a.object === 'tailcall') this.mixedTailCalls.kprobe = mixedTailCalls(this.multi.get('kmulti'), a);
+        if (a.object === 'utailcall') this.mixedTailCalls.uprobe = mixedTailCalls(this.multi.get('umulti'), a);
         return [];
       }
       case 'registered':
@@ -159,20 +159,6 @@ class PoliciesSession implements QemuSession {
     const measurements = { plan: this.plan, refused: this.refused, resolution: this.resolution, firing: this.tracker.firing(), hinted, features: this.features };
     return this.policies.map((p) => withMixedTailCalls(judgePolicy(p, subjectOf(this.ctx, p), measurements), p, this.mixedTailCalls));
   }
-}
-
-/**
- * Whether this kernel lets a kprobe.multi program share a tail-call map with kprobe
- * programs, as an agent with multi-kprobes needs (the probe step's tailcall object).
- * Not a verdict of the policy's hooks: evidence the prediction check reads against an
- * agent that attaches through kprobe.multi.
- */
-export type MixedTailCalls = 'works' | 'refused' | 'no-multi-link';
-
-function mixedTailCallState(multiAttached: boolean | undefined, a: AttachResult): MixedTailCalls | undefined {
-  if (multiAttached === false) return 'no-multi-link';
-  if (!a.attached) return attachFailureReason(a) === 'tailcall-attach-type' ? 'refused' : undefined;
-  return (a.hits ?? 0) > 0 ? 'works' : undefined;
 }
 
 function withMixedTailCalls(check: CheckDraft, policy: Policy, state: { kprobe?: MixedTailCalls; uprobe?: MixedTailCalls }): CheckDraft {

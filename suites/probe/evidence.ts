@@ -145,3 +145,17 @@ export function readRingbuf(record: GuestRecord): RingbufResult {
   const ok = record.header.rc === '0';
   return { size: Number(record.header.size), ok, error: ok ? undefined : record.body.trim() || `exit ${record.header.rc}` };
 }
+
+/**
+ * Whether this kernel lets a multi program (kprobe.multi, uprobe.multi) share a tail-call map
+ * with single probes, as an agent with multi links needs (the tailcall / utailcall objects),
+ * given whether the multi link itself attached. Not a verdict of a policy's hooks: evidence
+ * the prediction check reads against an agent that attaches through the multi link.
+ */
+export type MixedTailCalls = 'works' | 'refused' | 'no-multi-link';
+
+export function mixedTailCalls(multiAttached: boolean | undefined, mixed: AttachResult): MixedTailCalls | undefined {
+  if (multiAttached === false) return 'no-multi-link';
+  if (!mixed.attached) return attachFailureReason(mixed) === 'tailcall-attach-type' ? 'refused' : undefined;
+  return (mixed.hits ?? 0) > 0 ? 'works' : undefined;
+}
