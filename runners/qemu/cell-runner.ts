@@ -223,6 +223,20 @@ async function runBoot(opts: QemuCellOptions, boot: Boot, emit: Emit): Promise<B
     ...(finished ? {} : { exitCode: outcome.exitCode, consoleTail: tailLines(outcome.consoleTail, 25) }),
     serialLog,
   };
+  // The kernel log is read whether the boot finished or not: a boot that never sent it is
+  // an error of this check too, not a kernel whose log nobody looked at. Written before the
+  // boot check, which is a boot's last: --resume takes a cell with it on disk as complete.
+  const splats = dmesg === undefined ? [] : findSplats(dmesg);
+  emit(BOOT_SUITE, BOOT_LANE, {
+    subject: bootName('kernel', boot),
+    check: 'dmesg',
+    ...(dmesg === undefined
+      ? { status: 'error', reason: finished ? 'infra-guest-protocol' : infraReason(outcome), evidence: { missing: 'the guest never sent its kernel log', serialLog } }
+      : splats.length
+        ? { status: 'fail', reason: 'dmesg-splat', evidence: { splats: splats.slice(0, 10) } }
+        : { status: 'pass', reason: null, evidence: { lines: dmesg.split('\n').length } }),
+    durationMs: 0,
+  });
   const bootStatus: CheckStatus = finished ? 'pass' : 'error';
   emit(BOOT_SUITE, BOOT_LANE, {
     subject: bootName('kernel', boot),
@@ -232,16 +246,5 @@ async function runBoot(opts: QemuCellOptions, boot: Boot, emit: Emit): Promise<B
     evidence,
     durationMs: Date.now() - started,
   });
-  if (dmesg !== undefined) {
-    const splats = findSplats(dmesg);
-    emit(BOOT_SUITE, BOOT_LANE, {
-      subject: bootName('kernel', boot),
-      check: 'dmesg',
-      status: splats.length ? 'fail' : 'pass',
-      reason: splats.length ? 'dmesg-splat' : null,
-      evidence: splats.length ? { splats: splats.slice(0, 10) } : { lines: dmesg.split('\n').length },
-      durationMs: 0,
-    });
-  }
   return { outcome, evidence, failures, steps };
 }

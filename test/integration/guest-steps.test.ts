@@ -45,10 +45,12 @@ wait
 describe('steps that exit, break or die of set -e in a real guest', () => {
   let outcome: GuestOutcome;
   let records: GuestRecord[];
+  let serialLog: string;
   const of = (type: string) => records.filter((r) => r.type === type);
 
   beforeAll(async () => {
     const dir = tempOut('guest-steps');
+    serialLog = join(dir, 'serial.log');
     const kernel = await fetchKernel({ kind: 'debian', suite: 'trixie', package: 'linux-image-amd64', debArch: 'amd64' });
     const image = await buildGuestImage('x86_64');
     const overlay = join(dir, 'overlay.cpio.gz');
@@ -78,7 +80,7 @@ describe('steps that exit, break or die of set -e in a real guest', () => {
     if (size % 4) appendFileSync(initrd, Buffer.alloc(4 - (size % 4)));
     appendFileSync(initrd, readFileSync(overlay));
     outcome = await bootGuest({
-      arch: 'x86_64', kernel: kernel.image, initrd, append: [], accel: 'tcg', timeoutMs: 240_000, serialLog: join(dir, 'serial.log'),
+      arch: 'x86_64', kernel: kernel.image, initrd, append: [], accel: 'tcg', timeoutMs: 240_000, serialLog,
     });
     records = outcome.records;
   }, 600_000);
@@ -88,6 +90,14 @@ describe('steps that exit, break or die of set -e in a real guest', () => {
     expect(outcome.problems).toEqual([]);
     expect(records.map((r) => r.type).slice(-2)).toEqual(['dmesg', 'done']);
     expect(records.map((r) => r.seq)).toEqual(records.map((_, i) => i + 1));
+  });
+
+  it('powers off only once the console has sent everything: the kernel\'s last words come after the last frame', () => {
+    const log = readFileSync(serialLog, 'utf8');
+    const lastFrame = log.lastIndexOf(':done:');
+    expect(lastFrame).toBeGreaterThan(0);
+    expect(log.indexOf('@@', lastFrame)).toBeGreaterThan(lastFrame);
+    expect(log.indexOf('reboot: Power down')).toBeGreaterThan(log.indexOf('@@', lastFrame));
   });
 
   it('reports each failed step with its status and the end of its output, and only those', () => {
