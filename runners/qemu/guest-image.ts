@@ -139,7 +139,7 @@ const inFlight = new Map<string, Promise<GuestImage>>();
  */
 export async function buildGuestImage(arch: Arch, options: GuestImageOptions = {}): Promise<GuestImage> {
   const kernelLane = (options.family ?? 'guest') === 'guest';
-  const opts = { ...options, usdtDir: options.usdtDir ?? (kernelLane ? join(PACKAGE_ROOT, 'guest', 'usdt') : undefined) };
+  const opts = { ...options, usdtDir: options.usdtDir ?? (kernelLane ? USDT_SOURCE_DIR : undefined) };
   const specs = opts.packages ?? GUEST_PACKAGES;
   const rootfsDir = opts.rootfsDir ?? join(PACKAGE_ROOT, 'guest', 'rootfs');
   const bpfDir = opts.bpfDir ?? join(PACKAGE_ROOT, 'guest', 'bpf');
@@ -217,10 +217,7 @@ async function imageInputs(
   }
   add('clang', clang);
   if (opts.usdtDir) {
-    for (const rel of existsSync(opts.usdtDir) ? await stagedEntries(opts.usdtDir) : []) {
-      if ((await lstat(join(opts.usdtDir, rel))).isFile()) add(`usdt ${rel}`, await readFile(join(opts.usdtDir, rel)));
-    }
-    add('usdt-tools', await usdtToolIdentity());
+    add('usdt', await usdtProgramIdentity(opts.usdtDir));
     add('uprobe-index', String(UPROBE_INDEX_VERSION));
   }
   for (const f of opts.extraFiles ?? []) add(`extra ${f.to} ${(f.mode ?? 0o755).toString(8)}`, await sha256File(f.from));
@@ -564,13 +561,25 @@ async function usdtToolIdentity(): Promise<string> {
   return usdtToolsMemo;
 }
 
+/** The USDT program's default sources: bpfgate's own, in the package. */
+export const USDT_SOURCE_DIR = join(PACKAGE_ROOT, 'guest', 'usdt');
+
+/** What shapes the USDT program's bytes, for the cache key of an image that carries it. */
+export async function usdtProgramIdentity(usdtDir: string = USDT_SOURCE_DIR): Promise<string> {
+  const hash = createHash('sha256');
+  for (const rel of existsSync(usdtDir) ? await stagedEntries(usdtDir) : []) {
+    if ((await lstat(join(usdtDir, rel))).isFile()) hash.update(`${rel}\0`).update(await readFile(join(usdtDir, rel))).update('\0');
+  }
+  return `${hash.digest('hex')} ${await usdtToolIdentity()}`;
+}
+
 /**
  * Builds guest/usdt/usdt.c for the guest's arch with the host's clang and lld: freestanding
  * and static (its own _start, raw syscalls: no libc to match), and puts a copy at each of
  * USDT_PROGRAM_PATHS. The header is systemtap's <sys/sdt.h>, arch-neutral, the only one
  * the program includes.
  */
-async function compileUsdtProgram(usdtDir: string, image: string, arch: Arch): Promise<void> {
+export async function compileUsdtProgram(usdtDir: string, image: string, arch: Arch): Promise<void> {
   const source = join(usdtDir, 'usdt.c');
   if (!existsSync(source)) throw new InfraError('infra-guest-build', `${source} is missing: the kernel lane's image carries the USDT program`);
   const out = join(image, USDT_PROGRAM_PATHS[0]);

@@ -1,7 +1,8 @@
 /**
  * The images the cluster suite runs, built here so that no registry is needed: the
  * trigger image (the same Debian userland the QEMU guests run triggers with: busybox,
- * perl, strace and their libraries) and the Tetragon agent image, made from a release
+ * perl, strace, bash and their libraries, and the USDT program at the paths the USDT
+ * trigger runs it from) and the Tetragon agent image, made from a release
  * bundle with the layout of upstream's image (/usr/bin/tetragon, /usr/bin/tetra, BPF
  * objects in /var/lib/tetragon, /etc/tetragon/tetragon.conf.d, entrypoint tetragon).
  * Both are docker-archives (runners/oci) a platform imports into its nodes.
@@ -18,7 +19,7 @@ import { sha256File } from '../../core/download.js';
 import { DEBIAN_ARCH, type Arch } from '../../matrix/cell.js';
 import { writeImageArchive, type ImageArchive } from '../../runners/oci/archive.js';
 import { privateApt } from '../../runners/qemu/apt.js';
-import { GUEST_PACKAGES, stageUserland, type GuestPackageSpec } from '../../runners/qemu/guest-image.js';
+import { compileUsdtProgram, GUEST_PACKAGES, stageUserland, USDT_SOURCE_DIR, usdtProgramIdentity, type GuestPackageSpec } from '../../runners/qemu/guest-image.js';
 import type { KubeSession } from '../../runners/kube/session.js';
 import { bundleFor, type TetragonBundle } from '../tetragon/bundle.js';
 
@@ -38,7 +39,7 @@ export function imagesOnly(bundles: readonly TetragonBundle[]): KubeSession {
 }
 
 /** Bump when the way an image is assembled changes. */
-const LAYOUT_VERSION = 1;
+const LAYOUT_VERSION = 2;
 
 /** The trigger userland: the very packages the QEMU guests run triggers with. */
 const TRIGGER_PACKAGES = GUEST_PACKAGES;
@@ -93,7 +94,8 @@ async function baseTree(root: string): Promise<void> {
 export async function triggerImage(arch: Arch, tag: string, onLog?: (line: string) => void): Promise<ImageArchive> {
   const apt = await privateApt(onLog ? { onLog } : {});
   const resolved = await Promise.all(TRIGGER_PACKAGES.map((p) => apt.resolve(p.package, p.suite, DEBIAN_ARCH[arch])));
-  const hash = createHash('sha256').update(JSON.stringify({ LAYOUT_VERSION, arch, tag, debs: resolved.map((r) => r.sha256) })).digest('hex');
+  const usdt = await usdtProgramIdentity();
+  const hash = createHash('sha256').update(JSON.stringify({ LAYOUT_VERSION, arch, tag, debs: resolved.map((r) => r.sha256), usdt })).digest('hex');
   const dir = await imageDir(`trigger-${arch}`, hash);
   const hit = await cached(dir);
   if (hit) return hit;
@@ -104,6 +106,7 @@ export async function triggerImage(arch: Arch, tag: string, onLog?: (line: strin
     const root = join(work, 'root');
     await baseTree(root);
     await stageUserland(arch, TRIGGER_PACKAGES, resolved, debs, root, join(work, 'pkg'));
+    await compileUsdtProgram(USDT_SOURCE_DIR, root, arch);
     const image = await writeImageArchive(
       { tag, arch: DEBIAN_ARCH[arch], cmd: ['/bin/busybox', 'sh'], env: ['PATH=/bin:/sbin:/usr/bin:/usr/sbin'], root },
       join(dir, 'trigger.tar'),
