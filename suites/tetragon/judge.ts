@@ -37,7 +37,7 @@ export const VM_CHECKS: CheckNames = { load: 'tetragon:load', events: 'tetragon:
 
 /** What one agent (one boot of a cell, or one cluster node) reported once its policies were added. */
 export interface AgentReport {
-  /** The agent served its API and listed every policy with a settled state. */
+  /** The agent answered its policy listing (a policy still loading then is judged so, on its own). */
   ready: boolean;
   /** The agent's process was still alive when listed. */
   alive: boolean;

@@ -129,3 +129,32 @@ describe('an agent that never got ready', async () => {
     for (const c of events) expect(c).toMatchObject({ status: 'fail', reason: 'load-error', evidence: { agentErrors: [expect.stringContaining('invalid argument')] } });
   });
 });
+
+describe('an agent that answered while a policy was still loading (328 single kprobes under TCG)', async () => {
+  const plan = await planOf(['list-syscalls-generated.yaml']);
+  // The real listing at the end of the settle wait: the agent had answered, the policy was still loading.
+  const states = parsePolicyList(fixture('x86_64-6.12-generated-syscalls-loading.tp-list.json'));
+  const answered: AgentReport = { ready: true, alive: true, states, events: [], agentLog: '', tetraStderr: '', waitedS: 371 };
+
+  it('charges the policy to the machine (infra-boot-timeout), not to the policy, and the agent is not failed', () => {
+    expect(states.map((s) => s.state)).toEqual(['TP_STATE_LOADING']);
+    expect(judgeLoads(plan, 0, answered, 0)).toMatchObject([{ subject: 'all-syscalls-for-kill', status: 'error', reason: 'infra-boot-timeout', evidence: { state: 'TP_STATE_LOADING', ready: true } }]);
+    expect(judgeAgent(plan, 0, answered)).toEqual([]);
+  });
+
+  it('judges the triggers on their own, never as a load error: an exec is owed by the agent itself, the rest by no enabled policy', () => {
+    const events = judgeTriggers(plan, triggers, [answered], 'x86_64');
+    expect(events).toHaveLength(triggers.length);
+    for (const c of events) {
+      const execs = triggers.find((t) => t.id === c.subject)!.expect.some((x) => x.type === 'process_exec');
+      // This report carries no events: an owed exec is missing, anything else is not owed.
+      expect(c).toMatchObject(execs ? { status: 'fail', reason: 'no-events' } : { status: 'skip', reason: 'untested' });
+    }
+  });
+
+  it('still fails everything as a load error when the agent never answered a listing', () => {
+    const silent: AgentReport = { ...answered, ready: false, states: [] };
+    expect(judgeLoads(plan, 0, silent, 0)).toMatchObject([{ status: 'fail', reason: 'load-error' }]);
+    expect(judgeAgent(plan, 0, silent)).toMatchObject([{ check: 'tetragon:agent', status: 'fail' }]);
+  });
+});

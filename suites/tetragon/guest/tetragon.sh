@@ -57,12 +57,18 @@ if _bg_wait _serving; then
 		read -r _now _ < /proc/uptime
 		emit tp-add "file=${_f##*/} rc=$_rc up=$_now $(_cpu)" "$_out"
 	done
+	# The last listing the agent answered is kept: a later one that fails must not erase it.
 	_settled() {
-		_tetra tracingpolicy list -o json > /tmp/tp.json 2>/tmp/tp.err || return 1
+		_tetra tracingpolicy list -o json > /tmp/tp.new 2>/tmp/tp.err || return 1
+		mv /tmp/tp.new /tmp/tp.json
 		! grep -q 'TP_STATE_LOADING' /tmp/tp.json
 	}
 	_deadline=$(( ${_now%.*} + 60 ))
-	_bg_wait _settled && _ready=1
+	_bg_wait _settled
+	# Ready once the agent answered a listing, settled or not: a policy still loading when the
+	# time is up is the machine's (its check says so), and the enabled ones still face the
+	# triggers, as on a cluster node. Only an agent that never answered is not ready.
+	[ -s /tmp/tp.json ] && _ready=1
 fi
 read -r _t1 _ < /proc/uptime
 _alive=1; kill -0 $_agent 2>/dev/null || _alive=0
