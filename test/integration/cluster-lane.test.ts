@@ -29,7 +29,7 @@ const lacking = (...names: (keyof typeof given)[]) => names.filter((n) => !given
 const title = (what: string, missing: string[]) => (missing.length ? `${what} (skipped: set ${missing.join(', ')})` : what);
 
 const CATALOGUE = join(PROJECT_ROOT, 'suites', 'triggers', 'catalogue');
-const TRIGGERS = ['t1059-004-unix-shell'].map((t) => join(CATALOGUE, `${t}.yaml`)).join(',');
+const TRIGGERS = ['t1059-004-unix-shell', 't1059-instrumented-interpreter'].map((t) => join(CATALOGUE, `${t}.yaml`)).join(',');
 
 const assembled = lacking('BPFGATE_KUBERNETES', 'BPFGATE_TETRAGON_BUNDLE', 'BPFGATE_TETRAGON_CHART', 'BPFGATE_HELM');
 describe.skipIf(assembled.length > 0)(title('the K3s socket bug on an assembled x86_64-6.12 node', assembled), () => {
@@ -46,6 +46,9 @@ describe.skipIf(assembled.length > 0)(title('the K3s socket bug on an assembled 
     const results = readResults(out);
     const check = (name: string) => results.find((r) => r.subject === 't1059-004-unix-shell' && r.check === name);
     expect(check('pod-metadata')).toMatchObject({ status: 'pass', evidence: { pod: { container: 'trigger', workload_kind: 'Pod' } } });
+    // The trigger image holds what a guest holds: the USDT program runs in its pod, seen with the pod.
+    const usdt = results.find((r) => r.subject === 't1059-instrumented-interpreter' && r.check === 'cluster:events');
+    expect(usdt).toMatchObject({ status: 'pass', evidence: { sample: [expect.stringMatching(/^process_exec by \/home\/jolsa\/tetragon\/contrib\/tester-progs\/usdt .*pod=/)] } });
     const stale = check('pod-metadata:after-runtime-restart');
     expect(stale).toMatchObject({ status: 'fail', reason: 'cri-socket-stale' });
     const restart = stale!.evidence.restart as { inode: { before: number; after: number }; agentSees: { after: string } };
