@@ -1,8 +1,10 @@
 /**
- * The GitHub workflows, read as GitHub reads them: YAML that parses, a reusable
- * workflow whose fan-out, artifacts and merge fit together, callers that pass only
- * inputs it declares, and bpfgate options that exist.
+ * The GitHub workflows, read as GitHub reads them: YAML that parses, valid against the
+ * workflow schema (SchemaStore's, through action-validator), a reusable workflow whose
+ * fan-out, artifacts and merge fit together, callers that pass only inputs it declares,
+ * and bpfgate options that exist.
  */
+import { validateWorkflow } from '@action-validator/core';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -47,6 +49,17 @@ describe('the workflows', () => {
       for (const need of needsOf(job)) expect(Object.keys(wf.jobs), `${file}: ${id} needs ${need}`).toContain(need);
       expect(job.uses !== undefined || (job['runs-on'] !== undefined && (job.steps?.length ?? 0) > 0), `${file}: ${id} runs somewhere`).toBe(true);
     }
+  });
+
+  it.each(files)('%s is valid against the workflow schema', (file) => {
+    expect(validateWorkflow(readFileSync(join(DIR, file), 'utf8')).errors, file).toEqual([]);
+  });
+
+  it('the schema check refuses what GitHub refuses (a misspelt key, a job with nowhere to run)', () => {
+    const job = (body: string) => validateWorkflow(`name: x\non: push\njobs:\n  a:\n${body}`).errors;
+    expect(job('    runs-on: ubuntu-latest\n    steps:\n      - run: "true"\n')).toEqual([]);
+    expect(JSON.stringify(job('    runs-on: ubuntu-latest\n    stepz:\n      - run: "true"\n'))).toContain("Additional property 'stepz' is not allowed");
+    expect(job('    steps:\n      - run: "true"\n').length).toBeGreaterThan(0);
   });
 
   it.each(files)('%s refers only to jobs, steps and inputs it has', (file) => {
