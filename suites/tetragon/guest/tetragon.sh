@@ -67,8 +67,8 @@ if _bg_wait _serving; then
 	_bg_wait _settled
 	# Ready once the agent answered a listing, settled or not: a policy still loading when the
 	# time is up is the machine's (its check says so), and the enabled ones still face the
-	# triggers, as on a cluster node. Only an agent that never answered is not ready.
-	[ -s /tmp/tp.json ] && _ready=1
+	# triggers, as on a cluster node. An agent that never answered, or died since, is not ready.
+	[ -s /tmp/tp.json ] && kill -0 $_agent 2>/dev/null && _ready=1
 fi
 read -r _t1 _ < /proc/uptime
 _alive=1; kill -0 $_agent 2>/dev/null || _alive=0
