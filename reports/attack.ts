@@ -12,6 +12,7 @@
  * Invariant: a pure function of the model; techniques of the catalogue that did not
  * run stay in the layer unscored, so the layer also shows what was not tested.
  */
+import { cutSyscallPrefix } from '../policy/syscalls.js';
 import type { ModelCheck, ModelPair, ModelRow, ReportModel, TriggerInfo } from './model.js';
 
 /** What the layer says of one trigger on one cell: caught, missed, or no answer (null). */
@@ -25,6 +26,12 @@ const AGENT_EVENTS = /^(tetragon|cluster):events$/;
 
 function hookList(names: readonly string[]): string {
   return `${names.slice(0, 3).join(', ')}${names.length > 3 ? `, +${names.length - 3}` : ''}`;
+}
+
+/** Is `symbol` the arch wrapper of syscall `name` (`__x64_sys_X` for `sys_X`)? */
+function isSyscallWrapper(symbol: string, name: string): boolean {
+  const cut = cutSyscallPrefix(symbol);
+  return cut.prefix !== undefined && cut.name === name;
 }
 
 /**
@@ -42,7 +49,7 @@ export function hintFired(hint: string, fired: readonly string[]): boolean {
     const what = key.slice(k + 1);
     switch (kind) {
       case 'kprobe':
-        return (kk === 'kprobe' || kk === 'kretprobe') && (what === name || (name.startsWith('sys_') && new RegExp(`^__(x64|ia32|arm64)_${name}$`).test(what)));
+        return (kk === 'kprobe' || kk === 'kretprobe') && (what === name || (name.startsWith('sys_') && isSyscallWrapper(what, name)));
       case 'lsm':
         return kk === 'kprobe' && what === `bpf_lsm_${name}`;
       case 'tracepoint':

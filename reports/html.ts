@@ -18,7 +18,7 @@
 import { gzipSync } from 'node:zlib';
 import type { CheckStatus } from '../core/check.js';
 import { ADVICE } from './advice.js';
-import { CHANGE_KINDS, SECTIONS, STATUS_ORDER, type CheckState, type ModelPair, type ModelRow, type ReportCell, type ReportModel, type StatusCounts } from './model.js';
+import { CHANGE_KINDS, COUNT_ORDER, plural, SECTIONS, sectionSizes, sectionSummary, STATUS_MARK, STATUS_ORDER, type CheckState, type ModelPair, type ModelRow, type ReportCell, type ReportModel, type StatusCounts } from './model.js';
 
 const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
 
@@ -32,13 +32,8 @@ export function evidenceId(row: number, col: number): string {
   return `ev-${row}-${col}`;
 }
 
-/** Marks that need no special font: words in CSS-drawn badges. */
-export const MARK: Record<CheckStatus, string> = { pass: 'ok', fail: 'FAIL', error: 'ERROR', skip: 'skip' };
 /** Status -> the one-letter class the grid, the filters and the script share. */
 const CLASS: Record<CheckStatus, string> = { pass: 'p', fail: 'f', error: 'e', skip: 's' };
-
-/** Counts read pass first, as the bars do. */
-const COUNT_ORDER = ['pass', 'fail', 'error', 'skip'] as const;
 
 /** One rendered list stops here; table.json holds everything. */
 const LIST_LIMIT = 300;
@@ -46,10 +41,9 @@ const LIST_LIMIT = 300;
 const EVIDENCE_LIMIT = 32 * 1024;
 
 const esc = escapeHtml;
-const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
 
 function badge(status: CheckStatus): string {
-  return `<b class="b ${CLASS[status]}">${MARK[status]}</b>`;
+  return `<b class="b ${CLASS[status]}">${STATUS_MARK[status]}</b>`;
 }
 
 function distinct<T>(values: (T | null)[]): T[] {
@@ -191,7 +185,7 @@ function rowHead(row: ModelRow): string {
 function pairCell(pair: ModelPair | null, r: number, col: number): string {
   if (!pair) return '<td class="n">-</td>';
   const reason = pair.reason ? ` <small>${esc(pair.reason)}</small>` : '';
-  return `<td class="${CLASS[pair.status]}"><a href="#${evidenceId(r, col)}">${MARK[pair.status]}${reason}</a></td>`;
+  return `<td class="${CLASS[pair.status]}"><a href="#${evidenceId(r, col)}">${STATUS_MARK[pair.status]}${reason}</a></td>`;
 }
 
 function gridSections(model: ReportModel, rowIndex: Map<ModelRow, number>): string {
@@ -525,7 +519,7 @@ function filters(model: ReportModel): string {
   const present = new Set(model.rows.map((r) => r.section));
   const statuses = (['f', 'e', 's', 'p'] as const).map((c) => {
     const s = (Object.keys(CLASS) as CheckStatus[]).find((k) => CLASS[k] === c)!;
-    return option(c, `${MARK[s]} (${s})`);
+    return option(c, `${STATUS_MARK[s]} (${s})`);
   });
   return (
     '<form id="filters" role="search">' +
@@ -550,8 +544,8 @@ export function renderHtml(model: ReportModel): string {
   const rowIndex = new Map(model.rows.map((r, i) => [r, i]));
   const ix: Index = { row: new Map(model.rows.map((r, i) => [`${r.section}\u0000${r.subject}`, i])), col: new Map(model.cells.map((c, i) => [c.id, i])) };
   const counts = COUNT_ORDER.map((s) => `${model.summary.counts[s]} ${badge(s)}`).join(' · ');
-  const bySection = SECTIONS.map((s) => [s, model.rows.filter((r) => r.section === s.id).length] as const).filter(([, n]) => n > 0);
-  const what = bySection.map(([s, n]) => plural(n, s.one, s.many)).join(', ');
+  const bySection = sectionSizes(model);
+  const what = sectionSummary(model);
   const run = model.run ? ` · bpfgate ${esc(model.run.bpfgate)}, run of ${esc(model.run.startedAt.replace('T', ' ').replace(/\.\d+Z$/, 'Z'))}` : '';
   const nav = [
     model.baseline || model.comparison ? '<a href="#changes">What changed</a>' : '',

@@ -10,10 +10,8 @@
  */
 import type { CheckStatus } from '../core/check.js';
 import { REASONS } from '../core/reasons.js';
-import { SECTIONS, STATUS_ORDER, type ModelPair, type ModelRow, type ReportModel, type StatusCounts } from './model.js';
+import { COUNT_ORDER, plural, SECTIONS, sectionSummary, STATUS_MARK, STATUS_ORDER, type ModelPair, type ModelRow, type ReportModel, type StatusCounts } from './model.js';
 
-/** Marks that read in any font. */
-export const STATUS_MARK: Record<CheckStatus, string> = { pass: 'ok', fail: 'FAIL', error: 'ERROR', skip: 'skip' };
 export const NOT_RUN = '-';
 
 /** Lists in Markdown stop here; table.json and table.html hold the rest. */
@@ -42,16 +40,13 @@ function pairText(pair: ModelPair | null): string {
   return pair.reason ? `${mark(pair.status)} ${pair.reason}` : mark(pair.status);
 }
 
-const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
-
 function countsText(c: StatusCounts): string {
-  return (['pass', 'fail', 'error', 'skip'] as const).map((s) => `${c[s]} ${s}`).join(', ');
+  return COUNT_ORDER.map((s) => `${c[s]} ${s}`).join(', ');
 }
 
 /** The one-line summary, also the first line of the job summary. */
 export function summaryLine(model: ReportModel): string {
-  const bySection = SECTIONS.map((s) => [s, model.rows.filter((r) => r.section === s.id).length] as const).filter(([, n]) => n > 0);
-  const what = bySection.map(([s, n]) => plural(n, s.one, s.many)).join(', ');
+  const what = sectionSummary(model);
   return `**bpfgate**: ${what || 'nothing'} on ${plural(model.summary.cells, 'cell')}; ${plural(model.summary.checks, 'check')}: ${countsText(model.summary.counts)}`;
 }
 
@@ -186,6 +181,6 @@ function adviceSection(model: ReportModel): string[] {
 export function renderMarkdown(model: ReportModel): string {
   const lines: string[] = [summaryLine(model), ''];
   lines.push(...changesSection(model), ...cellsSection(model), ...gridSections(model), ...adviceSection(model));
-  lines.push(`Marks: ${(['pass', 'fail', 'error', 'skip'] as const).map((s) => `${mark(s)} ${s}`).join(', ')}, ${NOT_RUN} not run. Evidence per check: table.html, table.json, results.jsonl.`);
+  lines.push(`Marks: ${COUNT_ORDER.map((s) => `${mark(s)} ${s}`).join(', ')}, ${NOT_RUN} not run. Evidence per check: table.html, table.json, results.jsonl.`);
   return `${lines.join('\n')}\n`;
 }

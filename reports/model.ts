@@ -20,6 +20,13 @@ import { adviceFor } from './advice.js';
 
 /** Worst first. */
 export const STATUS_ORDER: readonly CheckStatus[] = ['error', 'fail', 'skip', 'pass'];
+/** Counts read pass first, as the bars do. */
+export const COUNT_ORDER = ['pass', 'fail', 'error', 'skip'] as const;
+/** Marks that read in any font and need no special one: words, in every report. */
+export const STATUS_MARK: Record<CheckStatus, string> = { pass: 'ok', fail: 'FAIL', error: 'ERROR', skip: 'skip' };
+
+/** `1 cell`, `2 cells`. */
+export const plural = (n: number, one: string, many = `${one}s`): string => `${n} ${n === 1 ? one : many}`;
 
 export type StatusCounts = Record<CheckStatus, number>;
 
@@ -84,6 +91,16 @@ export const SECTIONS: readonly { id: Section; title: string; one: string; many:
   { id: 'nodes', title: 'Nodes and platforms', one: 'node or platform', many: 'nodes and platforms', about: 'the cluster\'s nodes and agents, and suites a platform cannot run' },
   { id: 'bugs', title: 'Bug reproductions', one: 'bug reproduction', many: 'bug reproductions', about: 'named bugs: shown where they must show, absent where they must not' },
 ];
+
+/** The sections the model has rows in, with how many. */
+export function sectionSizes(model: ReportModel): (readonly [(typeof SECTIONS)[number], number])[] {
+  return SECTIONS.map((s) => [s, model.rows.filter((r) => r.section === s.id).length] as const).filter(([, n]) => n > 0);
+}
+
+/** What the model holds, in words: `71 policies, 12 triggers`. */
+export function sectionSummary(model: ReportModel): string {
+  return sectionSizes(model).map(([s, n]) => plural(n, s.one, s.many)).join(', ');
+}
 
 /** A trigger of the ATT&CK catalogue, as reports name it. */
 export interface TriggerInfo {

@@ -13,6 +13,19 @@ import { CRD_DIR, EXAMPLES, PROJECT_ROOT } from '../support/shared.js';
 const BUNDLE = process.env.BPFGATE_TETRAGON_BUNDLE;
 const CATALOGUE = join(PROJECT_ROOT, 'suites', 'triggers', 'catalogue');
 
+/** The lane with the bundle on x86_64-6.12 (single kprobes, so kprobe policies load), and a finder for its checks. */
+async function runLane(prefix: string, boots: number, policies: string, triggers: string[]) {
+  const out = tempOut(prefix);
+  await bpfgate([
+    'run', '--suite', 'tetragon', '--tetragon', BUNDLE!, '--tetragon-args', '--disable-kprobe-multi', '--tetragon-boots', String(boots), '--cells', 'x86_64-6.12',
+    '--schema', CRD_DIR, '--policies', policies,
+    '--triggers', triggers.map((t) => join(CATALOGUE, `${t}.yaml`)).join(','),
+    '--out', out,
+  ]);
+  const results = readResults(out);
+  return { results, check: (subject: string, name: string) => results.find((r) => r.subject === subject && r.check === name) };
+}
+
 describe('the tetragon-vm lane', () => {
   it('skips every policy with the reason when no bundle is given, and runs the other suites', async () => {
     const out = tempOut('tetragon-none');
@@ -28,16 +41,9 @@ describe('the tetragon-vm lane', () => {
   it.skipIf(!BUNDLE || !existsSync(BUNDLE))(
     'loads policies into real agents over two boots and asserts the events of the triggers (needs BPFGATE_TETRAGON_BUNDLE)',
     async () => {
-      const out = tempOut('tetragon');
-      await bpfgate([
-        'run', '--suite', 'tetragon', '--tetragon', BUNDLE!, '--tetragon-args', '--disable-kprobe-multi', '--tetragon-boots', '2', '--cells', 'x86_64-6.12',
-        // sys_setuid and sys_ptrace are both called `syscalls`: the agent takes the second under a numbered name.
-        '--schema', CRD_DIR, '--policies', ['lsm_file_open.yaml', 'tcp-connect.yaml', 'sys_setuid.yaml', 'sys_ptrace.yaml'].map((f) => join(EXAMPLES, f)).join(','),
-        '--triggers', ['t1003-008-etc-passwd-and-shadow', 't1046-network-service-discovery'].map((t) => join(CATALOGUE, `${t}.yaml`)).join(','),
-        '--out', out,
-      ]);
-      const results = readResults(out);
-      const check = (subject: string, name: string) => results.find((r) => r.subject === subject && r.check === name);
+      // sys_setuid and sys_ptrace are both called `syscalls`: the agent takes the second under a numbered name.
+      const policies = ['lsm_file_open.yaml', 'tcp-connect.yaml', 'sys_setuid.yaml', 'sys_ptrace.yaml'].map((f) => join(EXAMPLES, f)).join(',');
+      const { results, check } = await runLane('tetragon', 2, policies, ['t1003-008-etc-passwd-and-shadow', 't1046-network-service-discovery']);
       expect(check('lsm-file-open', 'tetragon:load')).toMatchObject({ status: 'pass', evidence: { state: 'TP_STATE_ENABLED' } });
       expect(check('connect', 'tetragon:load')?.status).toBe('pass');
       expect(check('t1003-008-etc-passwd-and-shadow', 'tetragon:events')?.status).toBe('pass');
@@ -57,15 +63,7 @@ describe('the tetragon-vm lane', () => {
     'runs users\' policies as the agent would in a cluster, ties helpers to their trigger, and owes only what a policy captures (needs BPFGATE_TETRAGON_BUNDLE)',
     async () => {
       // test/fixtures/policies/lane-fidelity: one policy per class of issue 12; one boot.
-      const out = tempOut('tetragon-fidelity');
-      await bpfgate([
-        'run', '--suite', 'tetragon', '--tetragon', BUNDLE!, '--tetragon-args', '--disable-kprobe-multi', '--tetragon-boots', '1', '--cells', 'x86_64-6.12',
-        '--schema', CRD_DIR, '--policies', join(PROJECT_ROOT, 'test', 'fixtures', 'policies', 'lane-fidelity'),
-        '--triggers', ['t1046-network-service-discovery', 't1105-ingress-tool-transfer'].map((t) => join(CATALOGUE, `${t}.yaml`)).join(','),
-        '--out', out,
-      ]);
-      const results = readResults(out);
-      const check = (subject: string, name: string) => results.find((r) => r.subject === subject && r.check === name);
+      const { check } = await runLane('tetragon-fidelity', 1, join(PROJECT_ROOT, 'test', 'fixtures', 'policies', 'lane-fidelity'), ['t1046-network-service-discovery', 't1105-ingress-tool-transfer']);
       // A cluster-scoped policy with a namespace, applied without it; a podSelector, with the policy filter.
       expect(check('fidelity-cluster-scoped-namespace', 'tetragon:load')).toMatchObject({ status: 'pass', evidence: { state: 'TP_STATE_ENABLED' } });
       expect(check('fidelity-pod-selector', 'tetragon:load')).toMatchObject({ status: 'pass', evidence: { state: 'TP_STATE_ENABLED' } });
