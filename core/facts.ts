@@ -55,3 +55,9 @@ export function kernelVersion(text: string): [number, number, number] {
   const m = text.match(/^(\d+)\.(\d+)(?:\.(\d+))?/);
   return m ? [Number(m[1]), Number(m[2]), Number(m[3] ?? 0)] : [0, 0, 0];
 }
+
+/** Is the kernel of this release or version MAJOR.MINOR or later? (An unreadable one is not.) */
+export function kernelAtLeast(text: string, major: number, minor: number): boolean {
+  const [a, b] = kernelVersion(text);
+  return a > major || (a === major && b >= minor);
+}

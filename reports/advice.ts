@@ -6,6 +6,7 @@
  * Invariant: pure, no I/O; the texts name fixes, never guesses about the user's setup.
  */
 import type { Evidence } from '../core/check.js';
+import { kernelAtLeast, kernelVersion } from '../core/facts.js';
 import type { Reason } from '../core/reasons.js';
 
 /** The advice for a reason, whatever the evidence. */
@@ -68,16 +69,9 @@ export interface AdviceInput {
 
 const X64_SYSCALL = /__(x64|ia32|arm64)_sys_([A-Za-z0-9_]+)/;
 
-/** Kernel series "6.1" -> [6, 1]; null when unknown. */
-function series(kernel: string | null | undefined): [number, number] | null {
-  const m = /^(\d+)\.(\d+)/.exec(kernel ?? '');
-  return m ? [Number(m[1]), Number(m[2])] : null;
-}
-
-const before = (kernel: string | null | undefined, major: number, minor: number): boolean => {
-  const s = series(kernel);
-  return s !== null && (s[0] < major || (s[0] === major && s[1] < minor));
-};
+/** A known kernel series older than MAJOR.MINOR (an unknown one is not). */
+const before = (kernel: string | null | undefined, major: number, minor: number): boolean =>
+  kernelVersion(kernel ?? '')[0] > 0 && !kernelAtLeast(kernel ?? '', major, minor);
 
 /** The advice for one failing check, sharpened by its evidence and cell where that says more. */
 export function adviceFor(input: AdviceInput): string {

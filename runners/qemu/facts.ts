@@ -6,6 +6,7 @@
  * first "exclusive" major LSM, then the LSMs that always come last (ima, evm from 6.9).
  * The probe suite checks the list the guest reports against this one on every boot.
  */
+import { kernelAtLeast } from '../../core/facts.js';
 import type { Cell } from '../../matrix/cell.js';
 
 /** Kernel config options recorded in run.json: the ones bpfgate's verdicts depend on. */
@@ -54,12 +55,6 @@ export function bootLsmArg(bootArgs: readonly string[]): string[] | undefined {
   return arg?.slice(4).split(',').filter(Boolean);
 }
 
-/** "6.12.118+deb13-amd64" -> [6, 12]. */
-function series(release: string): [number, number] {
-  const m = /^(\d+)\.(\d+)/.exec(release);
-  return m ? [Number(m[1]), Number(m[2])] : [0, 0];
-}
-
 /** The active LSM list (/sys/kernel/security/lsm) a kernel with this config and these boot args builds. */
 export function predictLsmList(config: ReadonlyMap<string, string>, bootArgs: readonly string[], release: string): string[] {
   const built = (name: string) => {
@@ -80,8 +75,7 @@ export function predictLsmList(config: ReadonlyMap<string, string>, bootArgs: re
     out.push(name);
   }
   // Since 6.9 ima and evm are LSMs of their own, ordered last whatever lsm= says.
-  const [major, minor] = series(release);
-  if (major > 6 || (major === 6 && minor >= 9)) {
+  if (kernelAtLeast(release, 6, 9)) {
     if (config.get('CONFIG_IMA') === 'y') out.push('ima');
     if (config.get('CONFIG_EVM') === 'y') out.push('evm');
   }

@@ -5,7 +5,7 @@
  * experiment saw (cri-socket.ts). A reproduction holds only when the bug shows
  * everywhere it must AND nowhere it must not.
  */
-import { kernelVersion, type CellFacts } from '../../core/facts.js';
+import { kernelAtLeast, kernelVersion, type CellFacts } from '../../core/facts.js';
 import type { Reason } from '../../core/reasons.js';
 import type { Cell } from '../../matrix/cell.js';
 import { attachFailureReason, type AttachResult, type KernelFacts, type RingbufResult } from '../probe/evidence.js';
@@ -102,8 +102,7 @@ export const KERNEL_BUGS: KernelBug[] = [
     // The probe costs 1-3 s per boot; its claim matters where the trap is: arm64.
     wantsFeatureProbe: (cell) => cell.arch === 'arm64',
     expect: (facts) => {
-      const [major, minor] = kernelVersion(facts.kernel.release);
-      return facts.arch === 'arm64' && (major < 6 || (major === 6 && minor < 4)) ? 'shows' : 'absent';
+      return facts.arch === 'arm64' && !kernelAtLeast(facts.kernel.release, 6, 4) ? 'shows' : 'absent';
     },
     observe: (o) => {
       const objects = ['fentry', 'fmodret', 'lsm'];
@@ -153,8 +152,9 @@ export const KERNEL_BUGS: KernelBug[] = [
  * (Debian 6.12.57-1). Other lines: the version alone does not say, the measurement does.
  */
 export function enforcesTailcallAttachType(facts: Readonly<CellFacts>): Expectation | undefined {
-  const [major, minor, patch] = kernelVersion(facts.kernel.version ?? facts.kernel.release);
-  if (major > 6 || (major === 6 && minor >= 18)) return 'shows';
+  const version = facts.kernel.version ?? facts.kernel.release;
+  if (kernelAtLeast(version, 6, 18)) return 'shows';
+  const [major, minor, patch] = kernelVersion(version);
   if (major === 6 && minor === 12) return patch >= 53 ? 'shows' : 'absent';
   return undefined;
 }

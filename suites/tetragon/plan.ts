@@ -6,7 +6,7 @@
  */
 import type { CellContext } from '../../core/suite.js';
 import { subjectOf, validPolicies } from '../../core/suite.js';
-import { kernelVersion } from '../../core/facts.js';
+import { kernelAtLeast } from '../../core/facts.js';
 import type { Policy } from '../../policy/model.js';
 import { specOption } from '../../policy/spec.js';
 import { planBoots, programSets, TCG_SECONDS_PER_PROGRAM_SET } from './boots.js';
@@ -119,8 +119,7 @@ export function usesKprobeMulti(ctx: CellContext, agentArgs: readonly string[]):
 
 /** Does the agent attach uprobes with one uprobe.multi link on this cell? (6.6+, CONFIG_UPROBES; no agent flag turns it off.) */
 export function usesUprobeMulti(ctx: CellContext): boolean {
-  const [major, minor] = kernelVersion(ctx.facts.kernel.release);
-  return ctx.config.get('CONFIG_UPROBES') === 'y' && (major > 6 || (major === 6 && minor >= 6));
+  return ctx.config.get('CONFIG_UPROBES') === 'y' && kernelAtLeast(ctx.facts.kernel.release, 6, 6);
 }
 
 /**
