@@ -12,6 +12,7 @@ import { cp, mkdir, readdir, rm } from 'node:fs/promises';
 import { join, relative, resolve, sep } from 'node:path';
 import type { CheckResult } from './check.js';
 import { BpfgateError, InputError } from './errors.js';
+import { formatShard } from '../matrix/shard.js';
 import { readResultsDir, serializeResult } from './results-store.js';
 import { readRunManifest, RUN_FILE, type InputFile, type MergedShard, type RunManifest, type ShardRecord } from './run-manifest.js';
 
@@ -28,8 +29,6 @@ export interface MergedRun {
   results: CheckResult[];
 }
 
-const label = (s: ShardRecord) => `${s.index}/${s.count}`;
-
 /** Read one shard's run.json and results; a directory that is not a finished shard is refused. */
 export async function readShard(dir: string): Promise<ShardOutput> {
   const file = join(dir, RUN_FILE);
@@ -38,7 +37,7 @@ export async function readShard(dir: string): Promise<ShardOutput> {
   const { shard } = manifest;
   if (!shard) throw new InputError('merge-not-a-shard', file, { field: 'shard' }, 'expected the run.json of a shard (`bpfgate run --shard I/N`); this run was not sharded');
   if (!shard.finishedAt) {
-    throw new InputError('merge-shard-unfinished', file, { field: 'shard.finishedAt' }, `shard ${label(shard)} did not finish (interrupted, or still running): finish it with the same command and --resume, then merge`);
+    throw new InputError('merge-shard-unfinished', file, { field: 'shard.finishedAt' }, `shard ${formatShard(shard)} did not finish (interrupted, or still running): finish it with the same command and --resume, then merge`);
   }
   return { dir, manifest: { ...manifest, shard }, results: await readResultsDir(dir) };
 }
@@ -89,13 +88,13 @@ export function mergeShards(given: readonly ShardOutput[]): MergedRun {
     }
     const { shard } = s.manifest;
     if (shard.count !== first.manifest.shard.count) {
-      throw new BpfgateError('merge-shard-count', `${first.dir} is shard ${label(first.manifest.shard)} and ${s.dir} is shard ${label(shard)}: expected shards of one split into ${first.manifest.shard.count}`);
+      throw new BpfgateError('merge-shard-count', `${first.dir} is shard ${formatShard(first.manifest.shard)} and ${s.dir} is shard ${formatShard(shard)}: expected shards of one split into ${first.manifest.shard.count}`);
     }
     if (shard.runCells.join(',') !== runCells.join(',')) {
       throw new BpfgateError('merge-inputs-differ', `${first.dir} and ${s.dir} planned different cells: ${runCells.join(', ')} vs ${shard.runCells.join(', ')}`);
     }
     const twin = byIndex.get(shard.index);
-    if (twin) throw new BpfgateError('merge-shard-duplicate', `${twin.dir} and ${s.dir} are both shard ${label(shard)}: expected each shard once`);
+    if (twin) throw new BpfgateError('merge-shard-duplicate', `${twin.dir} and ${s.dir} are both shard ${formatShard(shard)}: expected each shard once`);
     byIndex.set(shard.index, s);
   }
 
@@ -104,7 +103,7 @@ export function mergeShards(given: readonly ShardOutput[]): MergedRun {
   for (const s of shards) {
     for (const cell of s.manifest.shard.cells) {
       const other = owner.get(cell);
-      if (other) throw new BpfgateError('merge-shard-overlap', `cell ${cell} is in ${other.dir} (shard ${label(other.manifest.shard)}) and in ${s.dir} (shard ${label(s.manifest.shard)}): expected each cell in one shard`);
+      if (other) throw new BpfgateError('merge-shard-overlap', `cell ${cell} is in ${other.dir} (shard ${formatShard(other.manifest.shard)}) and in ${s.dir} (shard ${formatShard(s.manifest.shard)}): expected each cell in one shard`);
       owner.set(cell, s);
     }
   }
@@ -112,7 +111,7 @@ export function mergeShards(given: readonly ShardOutput[]): MergedRun {
   const uncovered = runCells.filter((c) => !owner.has(c));
   if (missing.length || uncovered.length) {
     const which = missing.map((i) => `shard ${i}/${count}`).join(', ');
-    const have = shards.map((s) => `${label(s.manifest.shard)} (${s.dir})`).join(', ');
+    const have = shards.map((s) => `${formatShard(s.manifest.shard)} (${s.dir})`).join(', ');
     throw new BpfgateError('merge-shards-missing', `${which || 'a shard'} missing: given ${have}; no shard ran ${uncovered.join(', ') || 'nothing (an empty shard)'}; expected all ${count} shards of the run`);
   }
 
@@ -122,7 +121,7 @@ export function mergeShards(given: readonly ShardOutput[]): MergedRun {
     const own = new Set(s.manifest.shard.cells);
     const foreign = s.results.find((r) => !own.has(r.cell));
     if (foreign) {
-      throw new BpfgateError('merge-foreign-result', `${join(s.dir, 'results.jsonl')} holds checks of cell ${foreign.cell}, which shard ${label(s.manifest.shard)} did not run (its cells: ${[...own].join(', ') || 'none'})`);
+      throw new BpfgateError('merge-foreign-result', `${join(s.dir, 'results.jsonl')} holds checks of cell ${foreign.cell}, which shard ${formatShard(s.manifest.shard)} did not run (its cells: ${[...own].join(', ') || 'none'})`);
     }
     results.push(...s.results);
   }
@@ -131,7 +130,7 @@ export function mergeShards(given: readonly ShardOutput[]): MergedRun {
 
   const facts = shards.flatMap((s) => s.manifest.cells).sort((p, q) => (order.get(p.cell) ?? Infinity) - (order.get(q.cell) ?? Infinity));
   const merged: MergedShard[] = shards.map((s) => ({
-    shard: label(s.manifest.shard), dir: s.dir, startedAt: s.manifest.startedAt, finishedAt: s.manifest.shard.finishedAt!,
+    shard: formatShard(s.manifest.shard), dir: s.dir, startedAt: s.manifest.startedAt, finishedAt: s.manifest.shard.finishedAt!,
     cells: [...s.manifest.shard.cells], tools: s.manifest.tools,
   }));
   const { shard: _shard, ...base } = first.manifest;

@@ -17,6 +17,7 @@
  * Invariant: reading is defensive. A document that failed its schema still yields whatever
  * hooks can be read from it, and nothing here throws on a malformed field.
  */
+import { REASONS } from '../core/reasons.js';
 import type { Arch } from '../matrix/cell.js';
 import type { Feature, Hook, HookKind, Need, Policy, PolicyWarning } from './model.js';
 import { specOption } from './spec.js';
@@ -223,7 +224,7 @@ export function hookWarnings(policy: Pick<Policy, 'doc' | 'hooks' | 'source'>): 
   if (policy.hooks.length === 0) {
     out.push({
       code: 'no-hooks',
-      message: 'the policy attaches nothing (no kprobes, tracepoints, lsmhooks, uprobes, usdts, enforcers or loader): it can never produce an event',
+      message: REASONS['no-hooks'],
       path: 'spec',
       line: policy.source.line,
       column: policy.source.column ?? 1,

@@ -5,7 +5,7 @@
  * and the LSM list its boot parameters give). A prediction is labelled as one in the
  * evidence: only the live lanes can show that a hook fires.
  */
-import type { Reason } from '../core/reasons.js';
+import { REASONS, type Reason } from '../core/reasons.js';
 import type { CheckDraft } from '../core/check.js';
 import type { CellFacts } from '../core/facts.js';
 import type { CellContext, StaticSuite } from '../core/suite.js';
@@ -89,7 +89,7 @@ function portabilityCheck(policy: Policy, ctx: CellContext): CheckDraft {
       check: 'portability',
       status: 'fail',
       reason: 'no-hooks',
-      evidence: { arch: ctx.cell.arch, hooks: 0, why: 'the policy attaches nothing (no kprobes, tracepoints, lsmhooks, uprobes, usdts, enforcers or loader): it can never produce an event' },
+      evidence: { arch: ctx.cell.arch, hooks: 0, why: REASONS['no-hooks'] },
       durationMs: 0,
       source: policy.source,
     };

@@ -536,8 +536,6 @@ export const USDT_PROGRAM_PATHS = [
   'home/jolsa/tetragon/contrib/tester-progs/usdt-override',
 ] as const;
 
-/** clang's target triple per arch. */
-const CLANG_TARGET: Record<Arch, string> = { x86_64: 'x86_64-linux-gnu', arm64: 'aarch64-linux-gnu' };
 
 /** The directory that holds systemtap's sys/sdt.h (systemtap-sdt-dev), on the host. */
 function sdtIncludeDir(): string {
@@ -585,7 +583,7 @@ export async function compileUsdtProgram(usdtDir: string, image: string, arch: A
   const out = join(image, USDT_PROGRAM_PATHS[0]);
   await mkdir(dirname(out), { recursive: true });
   // The host's sdt.h comes after the target's own include paths: it is the one header included.
-  const args = [`--target=${CLANG_TARGET[arch]}`, '-O2', '-Wall', '-ffreestanding', '-fno-stack-protector', '-fno-pic', '-fno-asynchronous-unwind-tables',
+  const args = [`--target=${TRIPLET[arch]}`, '-O2', '-Wall', '-ffreestanding', '-fno-stack-protector', '-fno-pic', '-fno-asynchronous-unwind-tables',
     '-static', '-nostdlib', '-fuse-ld=lld', '-Wl,--build-id=none', '-idirafter', sdtIncludeDir(), '-o', out, source];
   const r = await runHostTool('clang', args, { providedBy: 'clang' });
   if (r.exitCode !== 0) {

@@ -20,7 +20,7 @@ import { hookSpec } from '../../policy/spec.js';
 import { kprobeSymbol } from '../policies/targets.js';
 import type { ExpectedEvent, Trigger } from '../triggers/model.js';
 import { summarizeEvent, type TetragonEvent } from './events.js';
-import { agentErrors, hookAttachment, loadVerdict, loggedHooks, refusedMixedTailCalls, withHooks, type PolicyLoadState } from './load-state.js';
+import { agentErrors, hookAttachment, loadErrorReason, loadVerdict, loggedHooks, withHooks, type PolicyLoadState } from './load-state.js';
 import { findMatch, tieToTriggers, type TriggerRoots } from './match.js';
 import { owes, watches, type EnabledHook } from './owed.js';
 import { appliedNamespace, multiLinks, podScope, type TetragonPlan } from './plan.js';
@@ -83,8 +83,7 @@ export function judgeAdd(plan: TetragonPlan, answer: AddAnswer, durationMs: numb
     return { ...base, status: 'error', reason: 'infra-boot-timeout', evidence: { why: `not added: the load budget ran out at ${answer.at} s of guest uptime`, agent: plan.bundle?.version, ...boot } };
   }
   const multi = multiLinks(policy, plan);
-  const reason = refusedMixedTailCalls(answer.output) ? 'tailcall-attach-type' : 'load-error';
-  return { ...base, status: 'fail', reason, evidence: { agent: plan.bundle?.version, ...multi, tetraAdd: answer.output.trim().slice(0, 2000), at: answer.at, ...boot } };
+  return { ...base, status: 'fail', reason: loadErrorReason(answer.output), evidence: { agent: plan.bundle?.version, ...multi, tetraAdd: answer.output.trim().slice(0, 2000), at: answer.at, ...boot } };
 }
 
 /** The load checks of the policies of one boot, from that boot's agent report. */

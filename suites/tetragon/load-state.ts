@@ -34,8 +34,12 @@ export function loadVerdict(state: PolicyLoadState | undefined): { status: 'pass
   if (state.state === 'TP_STATE_LOADING') return { status: 'error', reason: 'infra-boot-timeout' };
   if (state.state === 'TP_STATE_ENABLED') return { status: 'pass', reason: null };
   if (state.state === 'TP_STATE_PARTIALLY_ENABLED') return { status: 'fail', reason: 'partially-enabled' };
-  if (refusedMixedTailCalls(state.error)) return { status: 'fail', reason: 'tailcall-attach-type' };
-  return { status: 'fail', reason: 'load-error' };
+  return { status: 'fail', reason: loadErrorReason(state.error) };
+}
+
+/** The reason of a refusal in the agent's words: the tail-call finding where they say so. */
+export function loadErrorReason(error: string): 'tailcall-attach-type' | 'load-error' {
+  return refusedMixedTailCalls(error) ? 'tailcall-attach-type' : 'load-error';
 }
 
 /** The lines of the agent's log that say why it failed (level=error / fatal, or a Go panic). */
