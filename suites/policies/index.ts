@@ -13,7 +13,7 @@ import type { GuestRecord } from '../../runners/qemu/protocol.js';
 import type { GuestFile, QemuSession } from '../../runners/qemu/session.js';
 import type { GuestOutcome } from '../../runners/qemu/vm.js';
 import { probeStepFile } from '../probe/index.js';
-import { attachFailureReason, mixedTailCalls, readAttach, readFacts, type MixedTailCalls } from '../probe/evidence.js';
+import { attachFailureReason, mixedTailCalls, readAttach, readFacts, tailcallProbe, type MixedTailCalls } from '../probe/evidence.js';
 import type { Policy } from '../../policy/model.js';
 import type { Trigger } from '../triggers/model.js';
 import { triggerGuestFiles } from '../triggers/guest-files.js';
@@ -86,8 +86,8 @@ class PoliciesSession implements QemuSession {
         if (a.object === 'fmodret') this.features.fmodRet = verdict;
         if (a.object === 'override') this.features.overrideReturn = a.attached;
         if (a.object === 'kmulti' || a.object === 'umulti') this.multi.set(a.object, a.attached);
-        if (a.object === 'tailcall') this.mixedTailCalls.kprobe = mixedTailCalls(this.multi.get('kmulti'), a);
-        if (a.object === 'utailcall') this.mixedTailCalls.uprobe = mixedTailCalls(this.multi.get('umulti'), a);
+        const pair = tailcallProbe(a.object);
+        if (pair) this.mixedTailCalls[pair.kind] = mixedTailCalls(this.multi.get(pair.multi), a);
         return [];
       }
       case 'registered':

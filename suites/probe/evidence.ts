@@ -154,6 +154,17 @@ export function readRingbuf(record: GuestRecord): RingbufResult {
  */
 export type MixedTailCalls = 'works' | 'refused' | 'no-multi-link';
 
+/** The probes that mix a multi link with single probes in one tail-call map: the multi probe each mixes in, and the kind. */
+export const TAILCALL_PROBES = {
+  tailcall: { multi: 'kmulti', kind: 'kprobe' },
+  utailcall: { multi: 'umulti', kind: 'uprobe' },
+} as const;
+
+/** The tail-call pairing of a probe object, when it is one of TAILCALL_PROBES. */
+export function tailcallProbe(object: string): (typeof TAILCALL_PROBES)[keyof typeof TAILCALL_PROBES] | undefined {
+  return Object.hasOwn(TAILCALL_PROBES, object) ? TAILCALL_PROBES[object as keyof typeof TAILCALL_PROBES] : undefined;
+}
+
 export function mixedTailCalls(multiAttached: boolean | undefined, mixed: AttachResult): MixedTailCalls | undefined {
   if (multiAttached === false) return 'no-multi-link';
   if (!mixed.attached) return attachFailureReason(mixed) === 'tailcall-attach-type' ? 'refused' : undefined;

@@ -14,9 +14,11 @@ import {
   PROBE_FEATURES,
   RINGBUF_SIZES,
   attachFailureReason,
+  mixedTailCalls,
   readAttach,
   readFacts,
   readRingbuf,
+  tailcallProbe,
   type AttachResult,
   type KernelFacts,
 } from './evidence.js';
@@ -131,9 +133,10 @@ export class ProbeSession implements QemuSession {
     if (a.feature === 'lsm') evidence.activeLsm = lsm.join(',');
     let status: CheckDraft['status'] = 'pass';
     let reason: Reason | null = null;
-    const kind = a.object === 'tailcall' ? 'kprobe' : a.object === 'utailcall' ? 'uprobe' : undefined;
-    const multi = kind && this.attaches.get(kind === 'kprobe' ? 'kmulti' : 'umulti');
-    if (kind && multi && !multi.attached) {
+    const pair = tailcallProbe(a.object);
+    const multi = pair && this.attaches.get(pair.multi);
+    if (pair && multi && mixedTailCalls(multi.attached, a) === 'no-multi-link') {
+      const { kind } = pair;
       // No multi link here: an agent attaches single probes and shares no map across attach types.
       const refused = attachFailureReason(a) === 'tailcall-attach-type';
       return {
