@@ -211,10 +211,7 @@ async function imageInputs(
     if (st.isSymbolicLink()) add('rootfs-link', await readlink(join(rootfsDir, rel)));
     else if (st.isFile()) add('rootfs-file', await readFile(join(rootfsDir, rel)));
   }
-  for (const rel of existsSync(bpfDir) ? await stagedEntries(bpfDir) : []) {
-    const st = await lstat(join(bpfDir, rel));
-    if (st.isFile()) add(`bpf ${rel}`, await readFile(join(bpfDir, rel)));
-  }
+  await addFiles(bpfDir, add, 'bpf ');
   add('clang', clang);
   if (opts.usdtDir) {
     add('usdt', await usdtProgramIdentity(opts.usdtDir));
@@ -225,24 +222,37 @@ async function imageInputs(
   return { hash: hash.digest('hex'), clang };
 }
 
-let clangMemo: Promise<string> | undefined;
+/** Every regular file under `dir` (sorted) given to `add` as its relative path and bytes: a source tree's share of a cache key. */
+async function addFiles(dir: string, add: (label: string, bytes: Buffer) => void, prefix = ''): Promise<void> {
+  for (const rel of existsSync(dir) ? await stagedEntries(dir) : []) {
+    if ((await lstat(join(dir, rel))).isFile()) add(`${prefix}${rel}`, await readFile(join(dir, rel)));
+  }
+}
+
+/** A host tool's identity, asked once per process; asked again after a failure. */
+function memoized(ask: () => Promise<string>): () => Promise<string> {
+  let memo: Promise<string> | undefined;
+  return () => {
+    if (!memo) {
+      memo = ask();
+      memo.catch(() => (memo = undefined));
+    }
+    return memo;
+  };
+}
 
 /** clang's version line plus the libbpf headers' hash: both shape the BPF objects. */
-async function clangIdentity(): Promise<string> {
-  clangMemo ??= (async () => {
-    const headers = ['bpf_helpers.h', 'bpf_helper_defs.h', 'bpf_tracing.h'].map((h) => join('/usr/include/bpf', h));
-    if (!existsSync(headers[0] as string)) {
-      throw new InfraError('infra-tool-missing', 'libbpf headers (/usr/include/bpf/bpf_helpers.h) are missing (apt-get install libbpf-dev)');
-    }
-    const result = await runHostTool('clang', ['--version'], { providedBy: 'clang' });
-    assertToolOk(result, 'infra-tool-missing', 'clang --version');
-    const hash = createHash('sha256');
-    for (const h of headers) if (existsSync(h)) hash.update(await readFile(h));
-    return `${String(result.stdout).split('\n')[0]} libbpf-headers=${hash.digest('hex').slice(0, 16)}`;
-  })();
-  clangMemo.catch(() => (clangMemo = undefined));
-  return clangMemo;
-}
+const clangIdentity = memoized(async () => {
+  const headers = ['bpf_helpers.h', 'bpf_helper_defs.h', 'bpf_tracing.h'].map((h) => join('/usr/include/bpf', h));
+  if (!existsSync(headers[0] as string)) {
+    throw new InfraError('infra-tool-missing', 'libbpf headers (/usr/include/bpf/bpf_helpers.h) are missing (apt-get install libbpf-dev)');
+  }
+  const result = await runHostTool('clang', ['--version'], { providedBy: 'clang' });
+  assertToolOk(result, 'infra-tool-missing', 'clang --version');
+  const hash = createHash('sha256');
+  for (const h of headers) if (existsSync(h)) hash.update(await readFile(h));
+  return `${String(result.stdout).split('\n')[0]} libbpf-headers=${hash.digest('hex').slice(0, 16)}`;
+});
 
 /**
  * Lays the packages' files out in `image`: each `take` copied to its place, and every
@@ -545,19 +555,13 @@ function sdtIncludeDir(): string {
   return dir;
 }
 
-let usdtToolsMemo: Promise<string> | undefined;
-
 /** sys/sdt.h's hash and ld.lld's version: with clang's, they shape the USDT program. */
-async function usdtToolIdentity(): Promise<string> {
-  usdtToolsMemo ??= (async () => {
-    const sdt = createHash('sha256').update(await readFile(join(sdtIncludeDir(), 'sys', 'sdt.h'))).digest('hex').slice(0, 16);
-    const lld = await runHostTool('ld.lld', ['--version'], { providedBy: 'lld' });
-    assertToolOk(lld, 'infra-tool-missing', 'ld.lld --version');
-    return `sdt.h=${sdt} ${String(lld.stdout).split('\n')[0]}`;
-  })();
-  usdtToolsMemo.catch(() => (usdtToolsMemo = undefined));
-  return usdtToolsMemo;
-}
+const usdtToolIdentity = memoized(async () => {
+  const sdt = createHash('sha256').update(await readFile(join(sdtIncludeDir(), 'sys', 'sdt.h'))).digest('hex').slice(0, 16);
+  const lld = await runHostTool('ld.lld', ['--version'], { providedBy: 'lld' });
+  assertToolOk(lld, 'infra-tool-missing', 'ld.lld --version');
+  return `sdt.h=${sdt} ${String(lld.stdout).split('\n')[0]}`;
+});
 
 /** The USDT program's default sources: bpfgate's own, in the package. */
 export const USDT_SOURCE_DIR = join(PACKAGE_ROOT, 'guest', 'usdt');
@@ -565,9 +569,7 @@ export const USDT_SOURCE_DIR = join(PACKAGE_ROOT, 'guest', 'usdt');
 /** What shapes the USDT program's bytes, for the cache key of an image that carries it. */
 export async function usdtProgramIdentity(usdtDir: string = USDT_SOURCE_DIR): Promise<string> {
   const hash = createHash('sha256');
-  for (const rel of existsSync(usdtDir) ? await stagedEntries(usdtDir) : []) {
-    if ((await lstat(join(usdtDir, rel))).isFile()) hash.update(`${rel}\0`).update(await readFile(join(usdtDir, rel))).update('\0');
-  }
+  await addFiles(usdtDir, (rel, bytes) => hash.update(`${rel}\0`).update(bytes).update('\0'));
   return `${hash.digest('hex')} ${await usdtToolIdentity()}`;
 }
 
