@@ -21,7 +21,12 @@ export function hookSpec(policy: Pick<Policy, 'doc'>, hook: Pick<Hook, 'path'>):
 
 /** A hook behind selectors exports only the hits they let through. */
 export function hasSelectors(policy: Pick<Policy, 'doc'>, hook: Pick<Hook, 'path'>): boolean {
-  const selectors = hookSpec(policy, hook)?.selectors;
+  return specHasSelectors(hookSpec(policy, hook));
+}
+
+/** Does a hook's spec (hookSpec) carry at least one selector? */
+export function specHasSelectors(spec: Record<string, unknown> | undefined): boolean {
+  const selectors = spec?.selectors;
   return Array.isArray(selectors) && selectors.length > 0;
 }
 

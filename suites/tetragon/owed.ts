@@ -20,6 +20,7 @@
  *    owed.
  * Otherwise the expectation is not owed by that hook, with a reason saying which rule.
  */
+import { specHasSelectors } from '../../policy/spec.js';
 import type { ArgPredicate, ExpectedEvent } from '../triggers/model.js';
 import type { TetragonEvent } from './events.js';
 import { functionNameMatches } from './match.js';
@@ -78,10 +79,9 @@ export function owes(hook: EnabledHook, expected: ExpectedEvent, events: readonl
   if (hook.pods && !inPods) return { owes: false, why: `the policy sees only pods (${hook.pods === 'namespace' ? 'its namespace' : 'podSelector or containerSelector'}) and the trigger runs in no pod` };
   const rejected = selectorsReject(hook.spec, expected);
   if (rejected) return { owes: false, why: rejected };
-  const selectors = hook.spec?.selectors;
   // A trigger pod runs in the run's namespace, where namespaced policies are applied; whether
   // a label selector picks it is not known from the text.
-  const filtered = hook.pods === 'labels' || (Array.isArray(selectors) && selectors.length > 0);
+  const filtered = hook.pods === 'labels' || specHasSelectors(hook.spec);
   if (!filtered) return { owes: true, because: 'unfiltered' };
   const cameThrough = events.some((e) => e.policy_name === hook.policy && e.type === expected.type && eventAt(e, hook.key));
   return cameThrough

@@ -14,6 +14,7 @@
  * have to hold, and one entry holds when any of its values does (a Not operator: when
  * none does).
  */
+import { specHasSelectors } from '../../policy/spec.js';
 import type { ArgPredicate, ExpectedEvent } from '../triggers/model.js';
 
 /** The exported key of each argument type (the event's `args[i]`), as v1.5.0 exports them (pkg/grpc/tracing). */
@@ -173,10 +174,9 @@ function selectorRejects(spec: Spec, selector: Selector, expected: ExpectedEvent
 
 /** Why no selector of the hook can let the expected event through; undefined when one may (or there are none). */
 export function selectorsReject(spec: Spec | undefined, expected: ExpectedEvent): string | undefined {
-  const selectors = spec?.selectors;
-  if (!Array.isArray(selectors) || selectors.length === 0) return undefined;
+  if (!specHasSelectors(spec)) return undefined;
   const whys: string[] = [];
-  for (const [i, selector] of (selectors as Selector[]).entries()) {
+  for (const [i, selector] of (spec!.selectors as Selector[]).entries()) {
     const why = selectorRejects(spec!, selector, expected);
     if (!why) return undefined;
     whys.push(`selectors[${i}]: ${why}`);
