@@ -10,8 +10,8 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { writeAtomically } from './atomic-write.js';
 import type { CellFacts } from './facts.js';
 import { schemaValidator } from './schemas.js';
 import { YamlInput } from './yaml-input.js';
@@ -106,10 +106,7 @@ export function inputsHash(inputs: RunInputs): string {
 }
 
 export async function writeRunManifest(outDir: string, manifest: RunManifest): Promise<void> {
-  const file = join(outDir, RUN_FILE);
-  const tmp = `${file}.${process.pid}.tmp`;
-  await writeFile(tmp, `${JSON.stringify(manifest, null, 2)}\n`);
-  await rename(tmp, file);
+  await writeAtomically(join(outDir, RUN_FILE), `${JSON.stringify(manifest, null, 2)}\n`);
 }
 
 /** The run.json of an output directory; undefined when there is none (a run of bpfgate before 0.2). */

@@ -9,8 +9,9 @@
  * and a previous run (`--compare DIR`).
  */
 import { existsSync } from 'node:fs';
-import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { writeAtomically } from '../core/atomic-write.js';
 import type { GateResult } from '../core/baseline.js';
 import { checkKey, type CheckResult } from '../core/check.js';
 import type { CellFacts } from '../core/facts.js';
@@ -112,12 +113,6 @@ async function reportContext(results: readonly CheckResult[], manifest: RunManif
     ...(extra.gate ? { gate: extra.gate } : {}),
     ...(extra.compare ? { previous: extra.compare } : {}),
   };
-}
-
-async function writeAtomically(file: string, text: string): Promise<void> {
-  const tmp = `${file}.${process.pid}.tmp`;
-  await writeFile(tmp, text);
-  await rename(tmp, file);
 }
 
 /** Write junit.xml, table.md, table.html and table.json to `outDir`; returns the model they show. */

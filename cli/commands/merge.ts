@@ -7,8 +7,8 @@
  * that the baseline does not expect, 3 infrastructure errors. Shards of different
  * inputs, missing, duplicate or unfinished shards are bad input (exit 2): nothing is written.
  */
-import { rename, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { writeAtomically } from '../../core/atomic-write.js';
 import { evaluateGate, loadBaseline, type BaselineEntry } from '../../core/baseline.js';
 import { copyShardFiles, mergeShards, readShard, resultsText, type ShardOutput } from '../../core/merge.js';
 import { RESULTS_FILE } from '../../core/results-store.js';
@@ -33,9 +33,7 @@ export async function mergeCommand(opts: MergeCommandOptions): Promise<number> {
 
   await copyShardFiles(shards, outDir);
   await writeRunManifest(outDir, manifest);
-  const file = join(outDir, RESULTS_FILE);
-  await writeFile(`${file}.${process.pid}.tmp`, resultsText(results));
-  await rename(`${file}.${process.pid}.tmp`, file);
+  await writeAtomically(join(outDir, RESULTS_FILE), resultsText(results));
   const gate = evaluateGate(results, baseline);
   await writeReports(outDir, results, manifest.cells, { gate });
 

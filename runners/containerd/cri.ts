@@ -10,8 +10,9 @@
  * the proto's own snake_case field names.
  */
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { writeAtomically } from '../../core/atomic-write.js';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { cacheDir } from '../../core/cache.js';
@@ -47,9 +48,7 @@ export async function criApiProto(opts: { debArch?: DebArch; onLog?: (line: stri
     assertToolOk(r, 'infra-download', `dpkg-deb -x ${deb}`);
     const source = join(work, PROTO_IN_PACKAGE);
     if (!existsSync(source)) throw new InfraError('infra-download', `${pkg.package} ${pkg.version} has no ${PROTO_IN_PACKAGE}`);
-    const tmp = `${path}.${process.pid}.tmp`;
-    await writeFile(tmp, stripGogoproto(await readFile(source, 'utf8')));
-    await rename(tmp, path);
+    await writeAtomically(path, stripGogoproto(await readFile(source, 'utf8')));
   } finally {
     await rm(work, { recursive: true, force: true });
   }

@@ -15,8 +15,9 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { writeAtomically } from '../../core/atomic-write.js';
 import { cacheDir } from '../../core/cache.js';
 import { DEBIAN_ARCH, type Arch } from '../../matrix/cell.js';
 import { writeImageArchive, type ImageArchive } from '../oci/archive.js';
@@ -86,8 +87,7 @@ export async function criImages(arch: Arch, opts: { onLog?: (line: string) => vo
       join(dir, 'client.tar'),
     );
     const images: Omit<CriImages, 'origin'> = { pause, client, packages };
-    await writeFile(`${manifest}.${process.pid}.tmp`, `${JSON.stringify(images, null, 2)}\n`);
-    await rename(`${manifest}.${process.pid}.tmp`, manifest);
+    await writeAtomically(manifest, `${JSON.stringify(images, null, 2)}\n`);
     await pruneOldImages(arch, dir);
     return { ...images, origin: 'build' };
   } finally {
