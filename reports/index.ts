@@ -19,7 +19,7 @@ import { readResultsDir } from '../core/results-store.js';
 import { readRunManifest, type RunManifest } from '../core/run-manifest.js';
 import { loadTriggerCatalogue, loadTriggerFiles } from '../suites/triggers/load.js';
 import { renderAttackLayer } from './attack.js';
-import { writeGithub } from './github.js';
+import { githubEnabled, writeGithub } from './github.js';
 import { renderHtml } from './html.js';
 import { renderJson } from './json.js';
 import { renderJunit } from './junit.js';
@@ -74,7 +74,7 @@ export function sourceLinker(env: NodeJS.ProcessEnv, pageDir: string): (file: st
   const { GITHUB_SERVER_URL: server, GITHUB_REPOSITORY: repo, GITHUB_SHA: sha, GITHUB_WORKSPACE: workspace } = env;
   return (file) => {
     const abs = resolve(file);
-    if (env.GITHUB_ACTIONS === 'true' && server && repo && sha && workspace) {
+    if (githubEnabled(env) && server && repo && sha && workspace) {
       const rel = relative(workspace, abs);
       return rel.startsWith('..') || isAbsolute(rel) ? null : `${server}/${repo}/blob/${sha}/${encodePath(rel)}`;
     }

@@ -9,8 +9,7 @@
  * escaped, so no policy name can inject Markdown or HTML; links are URLs the model built.
  */
 import type { CheckStatus } from '../core/check.js';
-import { REASONS } from '../core/reasons.js';
-import { COUNT_ORDER, plural, SECTIONS, sectionSummary, STATUS_MARK, STATUS_ORDER, type ModelPair, type ModelRow, type ReportModel, type StatusCounts } from './model.js';
+import { compareReasons, COUNT_ORDER, plural, SECTIONS, sectionSummary, STATUS_MARK, STATUS_ORDER, type ModelPair, type ModelRow, type ReportModel, type StatusCounts } from './model.js';
 
 export const NOT_RUN = '-';
 
@@ -151,8 +150,7 @@ function gridSections(model: ReportModel): string[] {
 function adviceSection(model: ReportModel): string[] {
   if (model.reasons.length === 0) return [];
   const lines = ['### What to do', ''];
-  const order = Object.keys(REASONS);
-  const reasons = [...model.reasons].sort((a, b) => order.indexOf(a.code) - order.indexOf(b.code));
+  const reasons = [...model.reasons].sort((a, b) => compareReasons(a.code, b.code));
   for (const r of reasons) {
     // row -> cells, per advice text, for the pairs whose shown reason this is.
     const byAdvice = new Map<string, Map<ModelRow, string[]>>();

@@ -421,6 +421,11 @@ export function buildModel(results: readonly CheckResult[], cells: readonly Cell
 
 const REASON_RANK = new Map((Object.keys(REASONS) as Reason[]).map((r, i) => [r, i]));
 
+/** Reasons in the order core/reasons.ts lists them (the reports' order); an unknown code last. */
+export function compareReasons(a: string, b: string): number {
+  return (REASON_RANK.get(a as Reason) ?? Infinity) - (REASON_RANK.get(b as Reason) ?? Infinity);
+}
+
 function buildPair(unsorted: ModelCheck[], cell: ReportCell): ModelPair {
   const checks = [...unsorted].sort(compareChecks);
   const counts = emptyCounts();
@@ -433,7 +438,7 @@ function buildPair(unsorted: ModelCheck[], cell: ReportCell): ModelPair {
   }
   // The reason shown is the one a user fixes first (REASONS is declared in that order), not the first by name.
   const worst = checks.filter((c) => c.status === status && c.reason);
-  worst.sort((a, b) => (REASON_RANK.get(a.reason!) ?? Infinity) - (REASON_RANK.get(b.reason!) ?? Infinity));
+  worst.sort((a, b) => compareReasons(a.reason!, b.reason!));
   const first = status === 'pass' ? undefined : worst[0];
   const reason = first?.reason ?? null;
   const advice = first && reason ? adviceFor({ reason, evidence: first.evidence, check: first.check, cell }) : null;
