@@ -129,7 +129,7 @@ export function logFields(line: string): Record<string, string> {
   return out;
 }
 
-/** The agent's log lines about single hooks (guest/tetragon.sh greps the same words). */
+/** The agent's log lines about single hooks (guest/tetragon.sh greps with this pattern, written into the guest). */
 export const HOOK_LOG_LINE = /kprobe call ignored|pre-validation/;
 
 /**

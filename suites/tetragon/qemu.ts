@@ -20,7 +20,7 @@ import { loadOrder } from './boots.js';
 import type { TetragonBundle } from './bundle.js';
 import { readExport } from './events.js';
 import { judgeAdd, judgeAgent, judgeLoads, judgeTriggers, type AgentReport } from './judge.js';
-import { parsePolicyList, type PolicyLoadState } from './load-state.js';
+import { HOOK_LOG_LINE, parsePolicyList, type PolicyLoadState } from './load-state.js';
 import { agentFlags, asApplied, LOAD_BUDGET_MS, planTetragonCell, type TetragonOptions, type TetragonPlan } from './plan.js';
 
 /** BPF objects built for kernels older than the oldest the catalogue boots stay out of the guest. */
@@ -97,6 +97,8 @@ export class TetragonQemuSession implements QemuSession {
       { path: '/bpfgate/steps/30-tetragon.sh', content: readFileSync(assetPath('suites', 'tetragon', 'guest', 'tetragon.sh')) },
       { path: '/bpfgate/tetragon/tied-events.awk', content: readFileSync(assetPath('suites', 'tetragon', 'guest', 'tied-events.awk')) },
       { path: '/bpfgate/tetragon/markers', content: this.triggers.map((t) => t.marker).join('\n') + '\n' },
+      // The log lines the host reads single hooks from: the guest sends those, and only those.
+      { path: '/bpfgate/tetragon/hook-log-pattern', content: `${HOOK_LOG_LINE.source}\n` },
       { path: '/bpfgate/tetragon/args', content: argsFile(agentFlags(policies.filter((_, i) => bootOf[i] === boot), this.options.agentArgs)) },
       { path: '/bpfgate/tetragon/env', content: `BPFGATE_TETRAGON_LOAD_BUDGET=${Math.round(LOAD_BUDGET_MS / 1000)}\n` },
       // Named <load order>-<index in the cell>: the guest adds them in name order, and a record

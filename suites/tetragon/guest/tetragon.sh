@@ -78,7 +78,7 @@ _alive=1; kill -0 $_agent 2>/dev/null || _alive=0
 [ $_ready -eq 1 ] || tail -c 3000 /run/tetragon.out | emit -i agent-tail "of=tp-list"
 # What the loader said of single hooks (a call skipped as not found, a pre-validation
 # warning): the listing of v1.5.0 has no per-hook status (suites/tetragon/load-state.ts).
-_hooks=$(grep -E 'kprobe call ignored|pre-validation' /run/tetragon.out 2>/dev/null | tail -c 4000)
+_hooks=$(grep -E -f /bpfgate/tetragon/hook-log-pattern /run/tetragon.out 2>/dev/null | tail -c 4000)
 [ -n "$_hooks" ] && printf '%s\n' "$_hooks" | emit -i hook-log "of=tp-list"
 cat /tmp/tp.json 2>/dev/null | emit -i tp-list "ready=$_ready alive=$_alive want=$_want started=$_t0 listed=$_t1"
 
